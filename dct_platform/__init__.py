@@ -1,0 +1,62 @@
+"""The DCT platform core: app factory, configuration, database, auth, audit, scheduler."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response
+
+from dct_platform import extensions
+from dct_platform.config import load_config
+from dct_platform.db_session import init_request_transactions
+from dct_platform.errors import register_error_handlers
+
+__all__ = ["create_app"]
+
+
+def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.config.update(load_config(Path(app.instance_path), overrides))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    # Through the module: `dct_platform.api` is also the name of the API subpackage.
+    extensions.db.init_app(app)
+    extensions.csrf.init_app(app)
+    extensions.login_manager.init_app(app)
+
+    from dct_platform import auth, jobs, navigation
+    from dct_platform.api import init_app as init_api
+    from dct_platform.web import init_app as init_web
+
+    init_request_transactions(app)
+    register_error_handlers(app)
+    auth.init_app(app)
+    navigation.init_app(app)
+    init_web(app)
+    init_api(app)
+    jobs.init_app(app)
+    for package in app.config["FEATURE_PACKAGES"]:
+        # Loaded by name so that the core never imports a feature package.
+        importlib.import_module(package).init_app(app)
+
+    from dct_platform.cli import dct_group
+
+    app.cli.add_command(dct_group)
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
+        )
+        return response
+
+    return app

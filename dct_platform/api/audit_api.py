@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from dct_platform import policy
+from dct_platform.api.schemas import AuditEntrySchema, AuditQuerySchema, AuditVerificationSchema
+from dct_platform.audit import VerificationResult, verify_chain
+from dct_platform.auth import api_actor
+from dct_platform.extensions import db
+from dct_platform.models import AuditEntry
+from dct_platform.models.users import Role
+
+blp = Blueprint("audit_api", __name__, url_prefix="/api/v1/audit", description="The audit trail")
+
+
+@blp.route("/entries")
+class AuditEntries(MethodView):
+    @blp.arguments(AuditQuerySchema, location="query")
+    @blp.response(200, AuditEntrySchema(many=True))
+    @blp.paginate()
+    def get(self, args: dict[str, Any], pagination_parameters: Any) -> list[AuditEntry]:
+        """Audit entries, newest first (administrators only)."""
+        policy.require_role(api_actor(), Role.ADMIN)
+        query = select(AuditEntry)
+        if "table" in args:
+            query = query.where(AuditEntry.table_name == args["table"])
+        if "record_id" in args:
+            query = query.where(AuditEntry.record_id == args["record_id"])
+        pagination_parameters.item_count = (
+            db.session.scalar(select(db.func.count()).select_from(query.subquery())) or 0
+        )
+        page, size = pagination_parameters.page, pagination_parameters.page_size
+        return list(
+            db.session.scalars(
+                query.order_by(AuditEntry.seq.desc()).offset((page - 1) * size).limit(size)
+            )
+        )
+
+
+@blp.route("/verify")
+class AuditVerify(MethodView):
+    @blp.response(200, AuditVerificationSchema)
+    def get(self) -> VerificationResult:
+        """Recompute the hash chain and report the first broken link (administrators only)."""
+        policy.require_role(api_actor(), Role.ADMIN)
+        return verify_chain(db.session)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from dct_platform.api.schemas import TokenRequestSchema, TokenSchema
+from dct_platform.auth import bearer_token, throttle_policy
+from dct_platform.db_session import keep_despite_error
+from dct_platform.errors import Unauthorized
+from dct_platform.extensions import db
+from dct_platform.services.accounts import authenticate, issue_token, revoke_token
+from dct_platform.timeutil import utcnow
+
+blp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth", description="Bearer tokens")
+
+
+@blp.route("/token")
+class Token(MethodView):
+    @blp.arguments(TokenRequestSchema)
+    @blp.response(201, TokenSchema)
+    @blp.alt_response(401, description="Wrong username or password")
+    @blp.alt_response(429, description="Too many failed attempts")
+    @blp.doc(security=[])
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Exchange a username and password for a bearer token (shown once; store it safely)."""
+        now = utcnow()
+        keep_despite_error()  # a failed attempt must be recorded for throttling
+        user = authenticate(
+            db.session,
+            body["username"],
+            body["password"],
+            remote_addr=request.remote_addr or "unknown",
+            now=now,
+            policy=throttle_policy(),
+        )
+        ttl = timedelta(seconds=current_app.config["API_TOKEN_TTL_SECONDS"])
+        token, record = issue_token(db.session, user, now, ttl)
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_at": record.expires_at,
+            "user": user,
+        }
+
+    @blp.response(204)
+    @blp.alt_response(401, description="No valid token was sent")
+    def delete(self) -> None:
+        """Revoke the bearer token sent with this request."""
+        token = bearer_token()
+        if token is None or not revoke_token(db.session, token, utcnow()):
+            raise Unauthorized("Send the bearer token to revoke.")

@@ -1,0 +1,196 @@
+"""Marshmallow schemas for every JSON input and output of the core API."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import Schema, fields, validate
+
+from dct_platform.models.patients import PatientStatus
+from dct_platform.models.trials import TrialPhase, TrialStatus
+from dct_platform.models.users import Role
+
+UtcDateTime = fields.AwareDateTime
+_tz = {"default_timezone": UTC}
+
+
+class ErrorSchema(Schema):
+    status = fields.Integer(required=True, metadata={"description": "HTTP status"})
+    code = fields.String(required=True, metadata={"description": "Machine-readable error code"})
+    message = fields.String(required=True, metadata={"description": "What went wrong, for people"})
+    details = fields.Dict(metadata={"description": "Per-field messages under `fields`, and more"})
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    database = fields.String(required=True)
+    time = UtcDateTime(**_tz)
+
+
+class TokenRequestSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=1024)
+    )
+
+
+class UserSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    username = fields.String()
+    display_name = fields.String()
+    role = fields.Enum(Role, by_value=True)
+    timezone = fields.String()
+    email = fields.String(allow_none=True)
+    is_enabled = fields.Boolean()
+    site_ids = fields.Method("_site_ids")
+    trial_ids = fields.Method("_trial_ids")
+
+    def _site_ids(self, user: object) -> list[int]:
+        return sorted(user.site_ids)  # type: ignore[attr-defined]
+
+    def _trial_ids(self, user: object) -> list[int]:
+        return sorted(user.trial_ids)  # type: ignore[attr-defined]
+
+
+class UserCreateSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    password = fields.String(required=True, load_only=True)
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = fields.Enum(Role, by_value=True, required=True)
+    email = fields.Email(load_default=None, allow_none=True)
+    timezone = fields.String(load_default="UTC")
+    site_ids = fields.List(fields.Integer(), load_default=list)
+    trial_ids = fields.List(fields.Integer(), load_default=list)
+
+
+class TokenSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_at = UtcDateTime(**_tz)
+    user = fields.Nested(UserSchema)
+
+
+class TrialSchema(Schema):
+    id = fields.Integer()
+    protocol_number = fields.String()
+    title = fields.String()
+    phase = fields.Enum(TrialPhase, by_value=True)
+    status = fields.Enum(TrialStatus, by_value=True)
+    sponsor = fields.Function(lambda t: t.sponsor.name)
+
+
+class SiteSchema(Schema):
+    id = fields.Integer()
+    trial_id = fields.Integer()
+    site_number = fields.String()
+    name = fields.String()
+    country = fields.String()
+    timezone = fields.String()
+    principal_investigator = fields.Function(
+        lambda s: s.principal_investigator.display_name if s.principal_investigator else None
+    )
+    is_active = fields.Boolean()
+
+
+class PatientSchema(Schema):
+    id = fields.Integer()
+    trial_id = fields.Integer()
+    subject_number = fields.String()
+    site_id = fields.Integer()
+    enrolling_site_id = fields.Integer()
+    status = fields.Enum(PatientStatus, by_value=True)
+    timezone = fields.String()
+    preferred_language = fields.String()
+    baseline_date = fields.Date(allow_none=True)
+    created_at = UtcDateTime(**_tz)
+    updated_at = UtcDateTime(**_tz)
+
+
+class IdentitySchema(Schema):
+    given_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    family_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    date_of_birth = fields.Date(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True)
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    address_line1 = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=200)
+    )
+    address_line2 = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=200)
+    )
+    postal_code = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=20)
+    )
+    city = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    region = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    country = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(r"^[A-Z]{2}$", error="Use a two-letter ISO 3166 country code."),
+    )
+
+
+class IdentityUpdateSchema(IdentitySchema):
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class PatientCreateSchema(Schema):
+    site_id = fields.Integer(required=True)
+    subject_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    timezone = fields.String(required=True)
+    preferred_language = fields.String(load_default="en")
+    status = fields.Enum(PatientStatus, by_value=True, load_default=PatientStatus.SCREENING)
+    baseline_date = fields.Date(load_default=None, allow_none=True)
+    identity = fields.Nested(IdentitySchema, load_default=None, allow_none=True)
+
+
+class PatientUpdateSchema(Schema):
+    status = fields.Enum(PatientStatus, by_value=True)
+    timezone = fields.String()
+    preferred_language = fields.String()
+    baseline_date = fields.Date(allow_none=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class PatientQuerySchema(Schema):
+    site_id = fields.Integer()
+    status = fields.Enum(PatientStatus, by_value=True)
+
+
+class TransferSchema(Schema):
+    to_site_id = fields.Integer(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class SiteAssignmentSchema(Schema):
+    site_id = fields.Integer()
+    valid_from = UtcDateTime(**_tz)
+    valid_to = UtcDateTime(allow_none=True, **_tz)
+    reason = fields.String(allow_none=True)
+
+
+class AuditQuerySchema(Schema):
+    table = fields.String()
+    record_id = fields.String()
+
+
+class AuditEntrySchema(Schema):
+    seq = fields.Integer()
+    occurred_at = UtcDateTime(**_tz)
+    actor_id = fields.Integer(allow_none=True)
+    actor_name = fields.String()
+    action = fields.String()
+    table_name = fields.String()
+    record_id = fields.String()
+    field = fields.String(allow_none=True)
+    old_value = fields.String(allow_none=True)
+    new_value = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    entry_hash = fields.String()
+
+
+class AuditVerificationSchema(Schema):
+    ok = fields.Boolean()
+    checked = fields.Integer()
+    broken_seq = fields.Integer(allow_none=True)
+    problem = fields.String(allow_none=True)

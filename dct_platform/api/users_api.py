@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from dct_platform import policy
+from dct_platform.api.schemas import UserCreateSchema, UserSchema
+from dct_platform.auth import api_actor
+from dct_platform.errors import ValidationFailed
+from dct_platform.extensions import db
+from dct_platform.models import Site, Trial, User
+from dct_platform.models.users import Role
+from dct_platform.services.accounts import create_user
+from dct_platform.timeutil import utcnow
+
+blp = Blueprint(
+    "users_api", __name__, url_prefix="/api/v1", description="The caller and user accounts"
+)
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @blp.response(200, UserSchema)
+    def get(self) -> User:
+        """The account behind the bearer token."""
+        return api_actor()
+
+
+def _all(model: type, ids: list[int], field: str) -> list[Any]:
+    found = list(db.session.scalars(select(model).where(model.id.in_(ids)))) if ids else []
+    if len(found) != len(set(ids)):
+        missing = sorted(set(ids) - {o.id for o in found})
+        raise ValidationFailed("Unknown ids.", {"fields": {field: [f"unknown: {missing}"]}})
+    return found
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @blp.response(200, UserSchema(many=True))
+    def get(self) -> list[User]:
+        """All accounts (administrators only)."""
+        actor = api_actor()
+        policy.require_role(actor, Role.ADMIN)
+        return list(
+            db.session.scalars(
+                select(User).where(policy.visible(actor, User)).order_by(User.username)
+            )
+        )
+
+    @blp.arguments(UserCreateSchema)
+    @blp.response(201, UserSchema)
+    def post(self, body: dict[str, Any]) -> User:
+        """Create an account (administrators only)."""
+        actor = api_actor()
+        policy.require_role(actor, Role.ADMIN)
+        return create_user(
+            db.session,
+            actor,
+            utcnow(),
+            username=body["username"],
+            password=body["password"],
+            role=body["role"],
+            display_name=body["display_name"],
+            email=body["email"],
+            timezone=body["timezone"],
+            sites=_all(Site, body["site_ids"], "site_ids"),
+            trials=_all(Trial, body["trial_ids"], "trial_ids"),
+        )

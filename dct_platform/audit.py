@@ -1,0 +1,266 @@
+"""The audit trail: one generic mechanism for every regulated record.
+
+Services declare who acts, when and why with `acting(...)`; a flush listener records what
+changed on every model marked `Audited`, field by field, into an append-only, hash-chained
+table. A flush of audited changes outside `acting(...)` fails, so no change goes unattributed.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, insert, inspect, select, update
+from sqlalchemy.orm import Mapper, Session
+
+from dct_platform.models.audit import AuditChainHead, AuditEntry
+from dct_platform.models.mixins import Audited
+
+GENESIS_HASH = "0" * 64
+REDACTED = "[redacted]"
+_CONTEXT_KEY = "dct_audit_context"
+
+
+class AuditContextMissing(RuntimeError):
+    """Audited records were changed without saying who changed them."""
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    actor_id: int | None
+    actor_name: str
+    now: datetime
+    reason: str | None = None
+
+
+@contextmanager
+def acting(
+    session: Session,
+    actor: Any | None,
+    now: datetime,
+    reason: str | None = None,
+    *,
+    system: str | None = None,
+) -> Iterator[AuditContext]:
+    """Attribute every audited change flushed inside the block to `actor` (or a system job)."""
+    if actor is None and not system:
+        raise ValueError("an audited change needs an actor or a named system process")
+    ctx = AuditContext(
+        actor_id=getattr(actor, "id", None),
+        actor_name=actor.username if actor is not None else f"system:{system}",
+        now=now,
+        reason=reason,
+    )
+    previous = session.info.get(_CONTEXT_KEY)
+    session.info[_CONTEXT_KEY] = ctx
+    try:
+        yield ctx
+        session.flush()
+    finally:
+        session.info[_CONTEXT_KEY] = previous
+
+
+def _serialise(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal | int | float):
+        return str(value)
+    return str(value)
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    payload = [
+        entry["seq"],
+        entry["prev_hash"],
+        entry["occurred_at"].isoformat(timespec="microseconds"),
+        entry["actor_id"],
+        entry["actor_name"],
+        entry["action"],
+        entry["table_name"],
+        entry["record_id"],
+        entry["field"],
+        entry["old_value"],
+        entry["new_value"],
+        entry["reason"],
+    ]
+    canonical = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _record_id(obj: Any) -> str:
+    mapper = inspect(obj).mapper
+    return "/".join(str(v) for v in mapper.primary_key_from_instance(obj))
+
+
+def _columns(obj: Any) -> list[str]:
+    cls = type(obj)
+    skip = cls.__audit_exclude__
+    return [a.key for a in inspect(obj).mapper.column_attrs if a.key not in skip]
+
+
+def _shown(cls: type, key: str, value: Any) -> str | None:
+    if value is not None and key in cls.__audit_redact__:
+        return REDACTED
+    return _serialise(value)
+
+
+def _changes(session: Session) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(obj: Any, action: str, key: str | None, old: Any, new: Any) -> None:
+        rows.append(
+            {
+                "action": action,
+                "table_name": obj.__tablename__,
+                "record_id": _record_id(obj),
+                "field": key,
+                "old_value": _shown(type(obj), key, old) if key else None,
+                "new_value": _shown(type(obj), key, new) if key else None,
+            }
+        )
+
+    for obj in session.new:
+        if isinstance(obj, Audited):
+            for key in _columns(obj):
+                value = getattr(obj, key)
+                if value is not None:
+                    add(obj, "create", key, None, value)
+    for obj in session.dirty:
+        if not isinstance(obj, Audited) or not session.is_modified(obj):
+            continue
+        state = inspect(obj)
+        for key in _columns(obj):
+            hist = state.attrs[key].history
+            if not hist.has_changes():
+                continue
+            old = hist.deleted[0] if hist.deleted else None
+            new = hist.added[0] if hist.added else None
+            if _serialise(old) != _serialise(new):
+                add(obj, "update", key, old, new)
+    for obj in session.deleted:
+        if isinstance(obj, Audited):
+            state = inspect(obj)
+            for key in _columns(obj):
+                hist = state.attrs[key].history
+                old = hist.deleted[0] if hist.deleted else (hist.unchanged or [None])[0]
+                add(obj, "delete", key, old, None)
+    return rows
+
+
+@event.listens_for(Session, "after_flush")
+def _write_audit_entries(session: Session, _flush_context: Any) -> None:
+    rows = _changes(session)
+    if not rows:
+        return
+    ctx: AuditContext | None = session.info.get(_CONTEXT_KEY)
+    if ctx is None:
+        tables = sorted({r["table_name"] for r in rows})
+        raise AuditContextMissing(f"changes to {tables} flushed outside audit.acting(...)")
+    conn = session.connection()
+    # The head row lock serialises audited transactions so that the chain has one order.
+    head = conn.execute(
+        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+        .where(AuditChainHead.id == 1)
+        .with_for_update()
+    ).one()
+    seq, prev = head.last_seq, head.last_hash
+    for row in rows:
+        seq += 1
+        row.update(
+            seq=seq,
+            prev_hash=prev,
+            occurred_at=ctx.now,
+            actor_id=ctx.actor_id,
+            actor_name=ctx.actor_name,
+            reason=ctx.reason,
+        )
+        row["entry_hash"] = prev = entry_hash(row)
+    conn.execute(insert(AuditEntry), rows)
+    conn.execute(
+        update(AuditChainHead).where(AuditChainHead.id == 1).values(last_seq=seq, last_hash=prev)
+    )
+
+
+def _want_old_values(mapper: Mapper[Any], cls: type) -> None:
+    """Load a column's stored value before it is overwritten, so the trail has the old value."""
+    if not issubclass(cls, Audited):
+        return
+    for attr in mapper.column_attrs:
+        event.listen(getattr(cls, attr.key), "set", _noop_set, active_history=True)
+
+
+def _noop_set(target: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
+    return value
+
+
+event.listen(Mapper, "mapper_configured", _want_old_values)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    ok: bool
+    checked: int
+    broken_seq: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(session: Session, batch_size: int = 5000) -> VerificationResult:
+    """Recompute the chain from the first entry and report the first link that does not hold."""
+    prev_hash, expected_seq, checked, last_seq = GENESIS_HASH, 1, 0, 0
+    columns = [c for c in AuditEntry.__table__.columns]
+    while True:
+        batch = (
+            session.execute(
+                select(*columns)
+                .where(AuditEntry.seq >= expected_seq)
+                .order_by(AuditEntry.seq)
+                .limit(batch_size)
+            )
+            .mappings()
+            .all()
+        )
+        if not batch:
+            break
+        for row in batch:
+            entry = dict(row)
+            seq = entry["seq"]
+            if seq != expected_seq:
+                return VerificationResult(
+                    False, checked, expected_seq, f"entry {expected_seq} is missing"
+                )
+            if entry["prev_hash"] != prev_hash:
+                return VerificationResult(
+                    False, checked, seq, f"entry {seq} does not link to entry {seq - 1}"
+                )
+            if entry_hash(entry) != entry["entry_hash"]:
+                return VerificationResult(
+                    False, checked, seq, f"entry {seq} was altered after it was written"
+                )
+            prev_hash, expected_seq, last_seq = entry["entry_hash"], seq + 1, seq
+            checked += 1
+    head = session.execute(
+        select(AuditChainHead).where(AuditChainHead.id == 1)
+    ).scalar_one_or_none()
+    if head is None:
+        return VerificationResult(False, checked, None, "the chain head is missing")
+    if head.last_seq != last_seq or head.last_hash != prev_hash:
+        return VerificationResult(
+            False,
+            checked,
+            last_seq + 1,
+            f"entries after {last_seq} were removed (head says {head.last_seq})",
+        )
+    return VerificationResult(True, checked)

@@ -1,0 +1,75 @@
+"""Who is asking: session sign-in for pages, bearer tokens for the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask, current_app, g, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from dct_platform.errors import Unauthorized
+from dct_platform.extensions import db, login_manager
+from dct_platform.models import User
+from dct_platform.services.accounts import ThrottlePolicy, resolve_token
+from dct_platform.timeutil import utcnow
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "web.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+
+
+@login_manager.user_loader
+def _load_user(session_id: str) -> User | None:
+    # The id carries the account's session version: a password change or disabling the
+    # account ends every session opened before it.
+    try:
+        user_id, version = (int(part) for part in session_id.split(":", 1))
+    except ValueError:
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or user.session_version != version or not user.is_enabled:
+        return None
+    return user
+
+
+def throttle_policy() -> ThrottlePolicy:
+    cfg = current_app.config
+    return ThrottlePolicy(
+        max_failures=cfg["LOGIN_MAX_FAILURES"],
+        window=timedelta(seconds=cfg["LOGIN_FAILURE_WINDOW_SECONDS"]),
+        max_failures_per_ip=cfg["LOGIN_MAX_FAILURES_PER_IP"],
+    )
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def api_actor() -> User:
+    """The user behind the request's bearer token; 401 without a valid one."""
+    if "api_actor" in g:
+        return g.api_actor
+    token = bearer_token()
+    if token is None:
+        raise Unauthorized("Send a bearer token: Authorization: Bearer <token>.")
+    user = resolve_token(db.session, token, utcnow())
+    if user is None:
+        raise Unauthorized("The bearer token is invalid, expired or revoked.")
+    g.api_actor = user
+    return user
+
+
+def page_actor() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+def find_user(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username == username.strip().lower()))

@@ -1,0 +1,321 @@
+"""Realistic demo data: one trial, three sites in three time zones, 30 patients, every role.
+
+Safe to run again: existing records are found by their natural keys and kept; logins that no
+longer match the passwords in `instance/demo-logins.json` are reset so that the file always works.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import click
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dct_platform.extensions import db
+from dct_platform.models import Patient, Site, Sponsor, Trial, User
+from dct_platform.models.patients import PatientStatus
+from dct_platform.models.trials import TrialPhase, TrialStatus
+from dct_platform.models.users import Role
+from dct_platform.security import verify_password
+from dct_platform.services import accounts, trials
+from dct_platform.services import patients as patient_service
+from dct_platform.timeutil import utcnow
+
+SYSTEM = "demo-seed"
+PROTOCOL = "DCT-HF-301"
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    number: str
+    name: str
+    country: str
+    timezone: str
+    language: str
+    city: str
+    given: tuple[str, ...]
+    family: tuple[str, ...]
+
+
+SITES = (
+    DemoSite(
+        "DE-101",
+        "Charité Research Clinic Berlin",
+        "DE",
+        "Europe/Berlin",
+        "de",
+        "Berlin",
+        ("Anna", "Lukas", "Marie", "Jonas", "Lea", "Felix", "Sophie", "Paul", "Emma", "Ben"),
+        ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Wagner", "Becker", "Hoffmann"),
+    ),
+    DemoSite(
+        "US-201",
+        "Hudson Valley Cardiology Research",
+        "US",
+        "America/New_York",
+        "en",
+        "New York",
+        ("James", "Olivia", "Noah", "Ava", "Liam", "Mia", "Ethan", "Harper", "Lucas", "Ella"),
+        ("Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez"),
+    ),
+    DemoSite(
+        "JP-301",
+        "Tokyo Metropolitan Heart Center",
+        "JP",
+        "Asia/Tokyo",
+        "ja",
+        "Tokyo",
+        ("Haruto", "Yui", "Sota", "Hina", "Yuto", "Mei", "Riku", "Sakura", "Kaito", "Aoi"),
+        ("Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito", "Yamamoto", "Nakamura"),
+    ),
+)
+PATIENTS_PER_SITE = 10
+STATUSES = (PatientStatus.ENROLLED,) * 7 + (
+    PatientStatus.SCREENING,
+    PatientStatus.COMPLETED,
+    PatientStatus.WITHDRAWN,
+)
+
+
+@dataclass
+class Login:
+    role: str
+    username: str
+    password: str
+    site: str | None
+
+
+class _Seeder:
+    def __init__(self, session: Session, now: datetime, known: dict[str, str]) -> None:
+        self.session, self.now, self.known = session, now, known
+        self.logins: list[Login] = []
+
+    def user(
+        self,
+        username: str,
+        role: Role,
+        name: str,
+        tz: str,
+        *,
+        sites: list[Site] = (),  # type: ignore[assignment]
+        trials_: list[Trial] = (),
+        site_label: str | None = None,
+    ) -> User:  # type: ignore[assignment]
+        password = self.known.get(username) or secrets.token_urlsafe(9)
+        user = self.session.scalar(select(User).where(User.username == username))
+        if user is None:
+            user = accounts.create_user(
+                self.session,
+                None,
+                self.now,
+                username=username,
+                password=password,
+                role=role,
+                display_name=name,
+                timezone=tz,
+                sites=sites,
+                trials=trials_,
+                email=f"{username}@demo.dct.invalid",
+                system=SYSTEM,
+            )
+        elif not verify_password(user.password_hash, password):
+            accounts.set_password(self.session, None, self.now, user, password, system=SYSTEM)
+        self.logins.append(Login(role.value, username, password, site_label))
+        return user
+
+    def structure(self) -> tuple[Trial, list[Site]]:
+        sponsor = self.session.scalar(
+            select(Sponsor).where(Sponsor.name == "Northwind Therapeutics")
+        )
+        if sponsor is None:
+            sponsor = trials.create_sponsor(
+                self.session, None, self.now, "Northwind Therapeutics", system=SYSTEM
+            )
+        trial = self.session.scalar(select(Trial).where(Trial.protocol_number == PROTOCOL))
+        if trial is None:
+            trial = trials.create_trial(
+                self.session,
+                None,
+                self.now,
+                sponsor=sponsor,
+                protocol_number=PROTOCOL,
+                title="Remote monitoring of NW-204 in chronic heart failure",
+                phase=TrialPhase.PHASE_3,
+                status=TrialStatus.ACTIVE,
+                system=SYSTEM,
+            )
+        sites = []
+        for spec in SITES:
+            site = self.session.scalar(
+                select(Site).where(Site.trial_id == trial.id, Site.site_number == spec.number)
+            )
+            if site is None:
+                site = trials.create_site(
+                    self.session,
+                    None,
+                    self.now,
+                    trial=trial,
+                    site_number=spec.number,
+                    name=spec.name,
+                    country=spec.country,
+                    timezone=spec.timezone,
+                    system=SYSTEM,
+                )
+            sites.append(site)
+        return trial, sites
+
+    def people(self, trial: Trial, sites: list[Site]) -> dict[str, User]:
+        staff: dict[str, User] = {}
+        for spec, site in zip(SITES, sites, strict=True):
+            code = spec.number.lower().replace("-", "")
+            staff[spec.number] = self.user(
+                f"coord.{code}",
+                Role.SITE_STAFF,
+                f"{spec.given[2]} {spec.family[3]} (coordinator)",
+                spec.timezone,
+                sites=[site],
+                site_label=spec.number,
+            )
+            pi = self.user(
+                f"pi.{code}",
+                Role.INVESTIGATOR,
+                f"Dr. {spec.given[1]} {spec.family[0]}",
+                spec.timezone,
+                site_label=spec.number,
+            )
+            if site.principal_investigator_id != pi.id:
+                trials.appoint_principal_investigator(
+                    self.session, None, self.now - timedelta(days=120), site, pi, system=SYSTEM
+                )
+        for i, (spec, tz) in enumerate(
+            [
+                (SITES[0], "Europe/Berlin"),
+                (SITES[0], "Europe/Berlin"),
+                (SITES[1], "America/New_York"),
+                (SITES[2], "Asia/Tokyo"),
+            ],
+            start=1,
+        ):
+            self.user(f"nurse{i}", Role.NURSE, f"{spec.given[-i]} {spec.family[-i]} (nurse)", tz)
+        self.user(
+            "supply", Role.SUPPLY_MANAGER, "Sam Supply (depot)", "Europe/Amsterdam", trials_=[trial]
+        )
+        self.user(
+            "trialmanager",
+            Role.TRIAL_MANAGER,
+            "Tara Manager (CRO)",
+            "Europe/London",
+            trials_=[trial],
+        )
+        self.user("admin", Role.ADMIN, "Platform administrator", "UTC")
+        return staff
+
+    def patients(self, trial: Trial, sites: list[Site]) -> None:
+        for s_index, (spec, site) in enumerate(zip(SITES, sites, strict=True)):
+            for n in range(1, PATIENTS_PER_SITE + 1):
+                subject = f"{spec.number}-{n:03d}"
+                username = f"patient.{subject.lower().replace('-', '')}"
+                given, family = spec.given[n - 1], spec.family[(n + s_index) % len(spec.family)]
+                user = self.user(
+                    username, Role.PATIENT, given, spec.timezone, site_label=spec.number
+                )
+                if self.session.scalar(
+                    select(Patient.id).where(
+                        Patient.trial_id == trial.id, Patient.subject_number == subject
+                    )
+                ):
+                    continue
+                tz = (
+                    "America/Chicago" if (spec.number == "US-201" and n % 4 == 0) else spec.timezone
+                )
+                identity = patient_service.IdentityInput(
+                    given_name=given,
+                    family_name=family,
+                    date_of_birth=date(1950 + (n * 3) % 40, n % 12 + 1, n + 3),
+                    email=f"{username}@demo.dct.invalid",
+                    phone=f"+00 555 {s_index}{n:03d}",
+                    address_line1=f"{10 + n} Example Street",
+                    postal_code=f"{s_index + 1}{n:04d}",
+                    city=spec.city,
+                    country=spec.country,
+                )
+                patient_service.enroll_patient(
+                    self.session,
+                    None,
+                    self.now - timedelta(days=90 - n),
+                    site=site,
+                    subject_number=subject,
+                    timezone=tz,
+                    preferred_language=spec.language,
+                    status=STATUSES[n - 1],
+                    baseline_date=(self.now - timedelta(days=60 - n)).date(),
+                    identity=identity,
+                    user=user,
+                    system=SYSTEM,
+                )
+
+    def transfer(self, staff: dict[str, User], sites: list[Site], trial: Trial) -> None:
+        """One patient moved from New York to Berlin, so site history is visible in the demo."""
+        patient = self.session.scalar(
+            select(Patient).where(
+                Patient.trial_id == trial.id, Patient.subject_number == "US-201-010"
+            )
+        )
+        if patient is not None and patient.site_id == sites[1].id:
+            patient_service.transfer_patient(
+                self.session,
+                staff["US-201"],
+                self.now - timedelta(days=5),
+                patient,
+                sites[0],
+                "Patient relocated to Berlin for work",
+            )
+            patient.timezone = "Europe/Berlin"
+
+
+def seed(session: Session, now: datetime, known_passwords: dict[str, str]) -> list[Login]:
+    seeder = _Seeder(session, now, known_passwords)
+    trial, sites = seeder.structure()
+    staff = seeder.people(trial, sites)
+    seeder.patients(trial, sites)
+    from dct_platform import audit
+
+    with audit.acting(session, staff["US-201"], now, "Patient relocated to Berlin for work"):
+        seeder.transfer(staff, sites, trial)
+    return seeder.logins
+
+
+def logins_path(app: Flask) -> Path:
+    return Path(app.instance_path) / "demo-logins.json"
+
+
+def seed_and_report(app: Flask) -> list[Login]:
+    path = logins_path(app)
+    known: dict[str, str] = {}
+    if path.exists():
+        try:
+            known = {row["username"]: row["password"] for row in json.loads(path.read_text())}
+        except (ValueError, KeyError, TypeError):
+            known = {}
+    with app.app_context():
+        logins = seed(db.session, utcnow(), known)
+        db.session.commit()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([login.__dict__ for login in logins], indent=2, ensure_ascii=False))
+    path.chmod(0o600)
+    click.echo(f"Demo logins (also in {path}):")
+    for login in logins:
+        if login.role != Role.PATIENT.value or login.username.endswith("001"):
+            click.echo(
+                f"  {login.role:15} {login.username:24} {login.password:16} {login.site or ''}"
+            )
+    click.echo(
+        f"  ... and {sum(1 for x in logins if x.role == 'patient') - 3} more patients in the file"
+    )
+    return logins

@@ -1,0 +1,168 @@
+"""Domain errors and the one error format of the JSON API.
+
+Services raise these plain exceptions; the handlers below turn any of them, and any HTTP
+error, into `{"status", "code", "message", "details"}` for the API or an error page for
+people. An unexpected exception is logged with an id and answered without its trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from marshmallow import ValidationError as SchemaValidationError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_error"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, {"retry_after_seconds": retry_after})
+        self.retry_after = retry_after
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_attempts",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def error_body(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"status": status, "code": code, "message": message, "details": details or {}}
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> Response:
+    if wants_json():
+        response = jsonify(error_body(status, code, message, details))
+    else:
+        html = render_template("errors/error.html", status=status, message=message)
+        response = Response(html, mimetype="text/html")
+    response.status_code = status
+    return response
+
+
+def _http_details(exc: HTTPException) -> dict[str, Any]:
+    # webargs (via flask-smorest) attaches marshmallow's per-field messages here.
+    messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+    if isinstance(messages, dict) and len(messages) == 1:
+        (only,) = messages.values()  # drop the "json"/"query" location level
+        if isinstance(only, dict):
+            return {"fields": only}
+    return {"fields": messages} if messages else {}
+
+
+def _http_message(exc: HTTPException, details: dict[str, Any]) -> str:
+    if exc.code == 422 and details:
+        return "The request has invalid fields; see details."
+    if exc.code == 400 and request.is_json is False and request.method in {"POST", "PUT", "PATCH"}:
+        return exc.description or "Bad request"
+    return exc.description or exc.name
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Response:
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(SchemaValidationError)
+    def _schema(exc: SchemaValidationError) -> Response:
+        return error_response(
+            422,
+            "validation_error",
+            "The request has invalid fields; see details.",
+            {"fields": exc.normalized_messages()},
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        details = _http_details(exc)
+        code = _HTTP_CODES.get(status, "http_error")
+        response = error_response(status, code, _http_message(exc, details), details)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError) -> Response:
+        log.warning("integrity error: %s", exc.orig)
+        return error_response(409, "conflict", "The change conflicts with existing data.")
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> Response:
+        log.error("database error: %s", exc.orig)
+        return error_response(
+            503, "service_unavailable", "The database is unavailable; try again shortly."
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unhandled error, incident %s", incident)
+        return error_response(
+            500,
+            "internal_error",
+            f"Something went wrong on our side (incident {incident}).",
+            {"incident": incident},
+        )

@@ -1,0 +1,36 @@
+"""Alembic environment: runs on the connection the app hands over (see dct_platform.migrate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+
+import dct_platform.models  # noqa: F401  (registers the core tables on the metadata)
+from dct_platform.extensions import db
+from dct_platform.timeutil import UTCDateTime
+
+target_metadata = db.metadata
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    # UTCDateTime is a Python-side rule; the column itself is a timezone-aware timestamp.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def run() -> None:
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        render_item=render_item,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

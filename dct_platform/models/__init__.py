@@ -1,0 +1,48 @@
+"""Core records. Feature packages define their own models on the same metadata."""
+
+from dct_platform.models.audit import AuditChainHead, AuditEntry
+from dct_platform.models.jobs import JobRun
+from dct_platform.models.patients import (
+    Patient,
+    PatientIdentity,
+    PatientSiteAssignment,
+    PatientStatus,
+)
+from dct_platform.models.trials import (
+    Site,
+    SiteInvestigatorPeriod,
+    Sponsor,
+    Trial,
+    TrialPhase,
+    TrialStatus,
+)
+from dct_platform.models.users import (
+    ApiToken,
+    LoginFailure,
+    Role,
+    SiteMembership,
+    TrialAccess,
+    User,
+)
+
+__all__ = [
+    "ApiToken",
+    "AuditChainHead",
+    "AuditEntry",
+    "JobRun",
+    "LoginFailure",
+    "Patient",
+    "PatientIdentity",
+    "PatientSiteAssignment",
+    "PatientStatus",
+    "Role",
+    "Site",
+    "SiteInvestigatorPeriod",
+    "SiteMembership",
+    "Sponsor",
+    "Trial",
+    "TrialAccess",
+    "TrialPhase",
+    "TrialStatus",
+    "User",
+]

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dct_platform.extensions import db
+from dct_platform.models.mixins import Audited, Timestamped
+from dct_platform.models.trials import Site, Trial, enum_column
+from dct_platform.timeutil import UTCDateTime
+
+
+class PatientStatus(enum.StrEnum):
+    SCREENING = "screening"
+    ENROLLED = "enrolled"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+    SCREEN_FAILED = "screen_failed"
+
+
+class Patient(Audited, Timestamped, db.Model):
+    """The pseudonymous subject record. Names and addresses live in PatientIdentity."""
+
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("trial_id", "subject_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    subject_number: Mapped[str] = mapped_column(String(32))
+    # The current owning site; its history is in PatientSiteAssignment.
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    enrolling_site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    status: Mapped[PatientStatus] = mapped_column(enum_column(PatientStatus, "patient_status"))
+    timezone: Mapped[str] = mapped_column(String(64))
+    preferred_language: Mapped[str] = mapped_column(String(16), default="en")
+    baseline_date: Mapped[date | None] = mapped_column(Date())
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
+
+    trial: Mapped[Trial] = relationship()
+    site: Mapped[Site] = relationship(foreign_keys=[site_id])
+    enrolling_site: Mapped[Site] = relationship(foreign_keys=[enrolling_site_id])
+    # lazy="raise": personal data is only ever loaded on purpose, through the policy layer.
+    identity: Mapped[PatientIdentity | None] = relationship(
+        back_populates="patient", lazy="raise", uselist=False
+    )
+
+    def __repr__(self) -> str:
+        return f"<Patient {self.id} {self.subject_number}>"
+
+
+class PatientIdentity(Audited, Timestamped, db.Model):
+    """Directly identifying personal data, kept apart from the subject record."""
+
+    __tablename__ = "patient_identities"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_name: Mapped[str] = mapped_column(String(100))
+    date_of_birth: Mapped[date | None] = mapped_column(Date())
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+
+    patient: Mapped[Patient] = relationship(back_populates="identity", lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"<PatientIdentity patient={self.patient_id}>"
+
+
+class PatientSiteAssignment(Audited, db.Model):
+    """Which site owned the patient over which period (half-open: [valid_from, valid_to))."""
+
+    __tablename__ = "patient_site_assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+    site: Mapped[Site] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<PatientSiteAssignment patient={self.patient_id} site={self.site_id}>"

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dct_platform.extensions import db
+from dct_platform.models.mixins import Audited, Timestamped
+from dct_platform.timeutil import UTCDateTime
+
+if TYPE_CHECKING:
+    from dct_platform.models.users import User
+
+
+def enum_column(enum_cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as the enum values (lower-case words) in a VARCHAR with a CHECK, portable to SQLite.
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class TrialPhase(enum.StrEnum):
+    PHASE_1 = "I"
+    PHASE_1_2 = "I/II"
+    PHASE_2 = "II"
+    PHASE_2_3 = "II/III"
+    PHASE_3 = "III"
+    PHASE_4 = "IV"
+
+
+class TrialStatus(enum.StrEnum):
+    PLANNING = "planning"
+    RECRUITING = "recruiting"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class Sponsor(Audited, Timestamped, db.Model):
+    __tablename__ = "sponsors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+    trials: Mapped[list[Trial]] = relationship(back_populates="sponsor")
+
+    def __repr__(self) -> str:
+        return f"<Sponsor {self.id} {self.name!r}>"
+
+
+class Trial(Audited, Timestamped, db.Model):
+    __tablename__ = "trials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sponsor_id: Mapped[int] = mapped_column(ForeignKey("sponsors.id"), index=True)
+    protocol_number: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    phase: Mapped[TrialPhase] = mapped_column(enum_column(TrialPhase, "trial_phase"))
+    status: Mapped[TrialStatus] = mapped_column(enum_column(TrialStatus, "trial_status"))
+
+    sponsor: Mapped[Sponsor] = relationship(back_populates="trials")
+    sites: Mapped[list[Site]] = relationship(back_populates="trial", order_by="Site.site_number")
+
+    def __repr__(self) -> str:
+        return f"<Trial {self.id} {self.protocol_number}>"
+
+
+class Site(Audited, Timestamped, db.Model):
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("trial_id", "site_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    site_number: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    timezone: Mapped[str] = mapped_column(String(64))
+    principal_investigator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    trial: Mapped[Trial] = relationship(back_populates="sites")
+    principal_investigator: Mapped[User | None] = relationship(
+        foreign_keys=[principal_investigator_id]
+    )
+
+    def __repr__(self) -> str:
+        return f"<Site {self.id} {self.site_number} {self.timezone}>"
+
+
+class SiteInvestigatorPeriod(Audited, db.Model):
+    """Who was the site's principal investigator, and when: remote work is attributed to
+    the investigator responsible at the time it happened, not to today's."""
+
+    __tablename__ = "site_investigator_periods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    investigator_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<SiteInvestigatorPeriod site={self.site_id} pi={self.investigator_id}>"

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dct_platform.extensions import db
+from dct_platform.models.mixins import Audited, Timestamped
+from dct_platform.models.trials import Site, Trial, enum_column
+from dct_platform.timeutil import UTCDateTime
+
+
+class Role(enum.StrEnum):
+    PATIENT = "patient"
+    NURSE = "nurse"
+    SITE_STAFF = "site_staff"
+    INVESTIGATOR = "investigator"
+    SUPPLY_MANAGER = "supply_manager"
+    TRIAL_MANAGER = "trial_manager"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS = {
+    Role.PATIENT: "Patient",
+    Role.NURSE: "Mobile nurse",
+    Role.SITE_STAFF: "Site staff",
+    Role.INVESTIGATOR: "Investigator",
+    Role.SUPPLY_MANAGER: "Supply manager",
+    Role.TRIAL_MANAGER: "Trial manager",
+    Role.ADMIN: "Administrator",
+}
+
+SITE_ROLES = frozenset({Role.SITE_STAFF, Role.INVESTIGATOR})
+TRIAL_ROLES = frozenset({Role.SUPPLY_MANAGER, Role.TRIAL_MANAGER})
+
+
+class User(UserMixin, Audited, Timestamped, db.Model):
+    __tablename__ = "users"
+    __audit_redact__ = frozenset({"password_hash"})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "user_role"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    is_enabled: Mapped[bool] = mapped_column(default=True)
+    # Bumped on password change or disable so existing sessions stop working.
+    session_version: Mapped[int] = mapped_column(default=1)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    site_memberships: Mapped[list[SiteMembership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+    trial_access: Mapped[list[TrialAccess]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses disabled accounts through this
+        return self.is_enabled
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def site_ids(self) -> frozenset[int]:
+        return frozenset(m.site_id for m in self.site_memberships)
+
+    @property
+    def trial_ids(self) -> frozenset[int]:
+        return frozenset(a.trial_id for a in self.trial_access)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.username} {self.role}>"
+
+
+class SiteMembership(Audited, db.Model):
+    """Site staff and investigators see the patients of the sites they belong to."""
+
+    __tablename__ = "site_memberships"
+    __table_args__ = (UniqueConstraint("user_id", "site_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+
+    user: Mapped[User] = relationship(back_populates="site_memberships")
+    site: Mapped[Site] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<SiteMembership user={self.user_id} site={self.site_id}>"
+
+
+class TrialAccess(Audited, db.Model):
+    """Trial managers and supply managers work across the sites of the trials they hold."""
+
+    __tablename__ = "trial_access"
+    __table_args__ = (UniqueConstraint("user_id", "trial_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+
+    user: Mapped[User] = relationship(back_populates="trial_access")
+    trial: Mapped[Trial] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<TrialAccess user={self.user_id} trial={self.trial_id}>"
+
+
+class ApiToken(db.Model):
+    """Bearer token. Only the SHA-256 of the token is stored; the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id} user={self.user_id}>"
+
+
+class LoginFailure(db.Model):
+    """Failed sign-ins, shared by every app process, for throttling guessing."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    def __repr__(self) -> str:
+        return f"<LoginFailure {self.username} {self.occurred_at}>"

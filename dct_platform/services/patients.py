@@ -1,0 +1,245 @@
+"""Enrolment, subject-record changes, personal data and site transfers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dct_platform import audit, policy, signals
+from dct_platform.errors import Conflict, NotFound, ValidationFailed
+from dct_platform.models import Patient, PatientIdentity, PatientSiteAssignment, Site, User
+from dct_platform.models.patients import PatientStatus
+from dct_platform.policy import Action
+from dct_platform.timeutil import is_valid_timezone
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+IDENTITY_FIELDS = (
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "region",
+    "country",
+)
+
+
+@dataclass(frozen=True)
+class IdentityInput:
+    given_name: str
+    family_name: str
+    date_of_birth: date | None = None
+    email: str | None = None
+    phone: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+
+
+def _check_preferences(timezone: str | None, language: str | None) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if timezone is not None and not is_valid_timezone(timezone):
+        errors["timezone"] = [
+            f"Unknown time zone {timezone!r}; use an IANA name such as America/New_York."
+        ]
+    if language is not None and not _LANGUAGE.match(language):
+        errors["preferred_language"] = ["Use a language tag such as en, de or ja."]
+    return errors
+
+
+def enroll_patient(
+    session: Session,
+    actor: User | None,
+    now: datetime,
+    *,
+    site: Site,
+    subject_number: str,
+    timezone: str,
+    preferred_language: str = "en",
+    status: PatientStatus = PatientStatus.SCREENING,
+    baseline_date: date | None = None,
+    identity: IdentityInput | None = None,
+    user: User | None = None,
+    system: str | None = None,
+) -> Patient:
+    if system is None:
+        policy.authorize(actor, Action.ENROLL, site)
+    if errors := _check_preferences(timezone, preferred_language):
+        raise ValidationFailed(
+            "The patient could not be enrolled; see details.", {"fields": errors}
+        )
+    if session.scalar(
+        select(Patient.id).where(
+            Patient.trial_id == site.trial_id, Patient.subject_number == subject_number
+        )
+    ):
+        raise Conflict(
+            f"Subject {subject_number} already exists in this trial.",
+            {"fields": {"subject_number": ["already used in this trial"]}},
+        )
+    with audit.acting(session, actor, now, system=system):
+        patient = Patient(
+            trial_id=site.trial_id,
+            subject_number=subject_number,
+            site_id=site.id,
+            enrolling_site_id=site.id,
+            status=status,
+            timezone=timezone,
+            preferred_language=preferred_language,
+            baseline_date=baseline_date,
+            user_id=user.id if user else None,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(patient)
+        session.flush()
+        session.add(
+            PatientSiteAssignment(
+                patient_id=patient.id, site_id=site.id, valid_from=now, reason="enrolment"
+            )
+        )
+        if identity is not None:
+            session.add(
+                PatientIdentity(
+                    patient_id=patient.id, created_at=now, updated_at=now, **identity.__dict__
+                )
+            )
+    signals.patient_enrolled.send(patient, actor=actor, now=now)
+    return patient
+
+
+def _apply(obj: Any, changes: dict[str, Any], now: datetime) -> bool:
+    changed = False
+    for key, value in changes.items():
+        if getattr(obj, key) != value:
+            setattr(obj, key, value)
+            changed = True
+    if changed:
+        obj.updated_at = now
+    return changed
+
+
+def update_patient(
+    session: Session,
+    actor: User,
+    now: datetime,
+    patient: Patient,
+    changes: dict[str, Any],
+    reason: str | None = None,
+) -> Patient:
+    """Change subject-record fields. Status changes need site rights; a patient may change
+    only their own time zone and language. Any change of stored data needs a reason."""
+    preference_keys = {"timezone", "preferred_language"}
+    allowed = preference_keys | {"status", "baseline_date"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationFailed(
+            "Unknown fields.", {"fields": {k: ["cannot be changed"] for k in unknown}}
+        )
+    needed = Action.EDIT_PREFERENCES if set(changes) <= preference_keys else Action.EDIT
+    policy.authorize(actor, needed, patient)
+    if errors := _check_preferences(changes.get("timezone"), changes.get("preferred_language")):
+        raise ValidationFailed("The change was not saved; see details.", {"fields": errors})
+    if needed is Action.EDIT and not (reason and reason.strip()):
+        raise ValidationFailed(
+            "Say why the record is being changed.", {"fields": {"reason": ["required"]}}
+        )
+    with audit.acting(session, actor, now, reason):
+        _apply(patient, changes, now)
+    return patient
+
+
+def get_identity(session: Session, actor: User, patient: Patient) -> PatientIdentity | None:
+    policy.authorize(actor, Action.VIEW_IDENTITY, patient)
+    return session.get(PatientIdentity, patient.id)
+
+
+def save_identity(
+    session: Session,
+    actor: User,
+    now: datetime,
+    patient: Patient,
+    data: IdentityInput,
+    reason: str | None = None,
+) -> PatientIdentity:
+    """Create or correct personal data. A correction of stored data must give a reason."""
+    policy.authorize(actor, Action.EDIT_IDENTITY, patient)
+    identity = session.get(PatientIdentity, patient.id)
+    if identity is not None and not (reason and reason.strip()):
+        raise ValidationFailed(
+            "Say why the personal data is being corrected.",
+            {"fields": {"reason": ["required for a correction"]}},
+        )
+    with audit.acting(session, actor, now, reason):
+        if identity is None:
+            identity = PatientIdentity(
+                patient_id=patient.id, created_at=now, updated_at=now, **data.__dict__
+            )
+            session.add(identity)
+        else:
+            _apply(identity, data.__dict__, now)
+    return identity
+
+
+def transfer_patient(
+    session: Session,
+    actor: User,
+    now: datetime,
+    patient: Patient,
+    to_site: Site,
+    reason: str,
+) -> PatientSiteAssignment:
+    """Move ownership to another site of the same trial from `now`; the history is kept."""
+    policy.authorize(actor, Action.TRANSFER, patient)
+    if not (reason and reason.strip()):
+        raise ValidationFailed(
+            "Say why the patient is being transferred.", {"fields": {"reason": ["required"]}}
+        )
+    if to_site.trial_id != patient.trial_id:
+        raise NotFound(f"Site {to_site.id} was not found in this trial.")
+    if to_site.id == patient.site_id:
+        raise Conflict("The patient already belongs to that site.")
+    if not to_site.is_active:
+        raise Conflict(f"Site {to_site.site_number} is not active.")
+    from_site_id = patient.site_id
+    with audit.acting(session, actor, now, reason):
+        current = session.scalar(
+            select(PatientSiteAssignment).where(
+                PatientSiteAssignment.patient_id == patient.id,
+                PatientSiteAssignment.valid_to.is_(None),
+            )
+        )
+        if current is not None:
+            current.valid_to = now
+        assignment = PatientSiteAssignment(
+            patient_id=patient.id, site_id=to_site.id, valid_from=now, reason=reason
+        )
+        session.add(assignment)
+        patient.site_id = to_site.id
+        patient.updated_at = now
+    signals.patient_transferred.send(
+        patient, from_site_id=from_site_id, to_site_id=to_site.id, actor=actor, now=now
+    )
+    return assignment
+
+
+def site_history(session: Session, patient: Patient) -> list[PatientSiteAssignment]:
+    return list(
+        session.scalars(
+            select(PatientSiteAssignment)
+            .where(PatientSiteAssignment.patient_id == patient.id)
+            .order_by(PatientSiteAssignment.valid_from)
+        )
+    )

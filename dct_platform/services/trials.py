@@ -1,0 +1,130 @@
+"""Sponsors, trials and sites."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dct_platform import audit
+from dct_platform.errors import Conflict, ValidationFailed
+from dct_platform.models import Site, SiteInvestigatorPeriod, SiteMembership, Sponsor, Trial, User
+from dct_platform.models.trials import TrialPhase, TrialStatus
+from dct_platform.models.users import Role
+from dct_platform.timeutil import is_valid_timezone
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def create_sponsor(
+    session: Session, actor: User | None, now: datetime, name: str, *, system: str | None = None
+) -> Sponsor:
+    with audit.acting(session, actor, now, system=system):
+        sponsor = Sponsor(name=name, created_at=now, updated_at=now)
+        session.add(sponsor)
+    return sponsor
+
+
+def create_trial(
+    session: Session,
+    actor: User | None,
+    now: datetime,
+    *,
+    sponsor: Sponsor,
+    protocol_number: str,
+    title: str,
+    phase: TrialPhase,
+    status: TrialStatus = TrialStatus.PLANNING,
+    system: str | None = None,
+) -> Trial:
+    if session.scalar(select(Trial.id).where(Trial.protocol_number == protocol_number)):
+        raise Conflict(f"A trial with protocol number {protocol_number} exists.")
+    with audit.acting(session, actor, now, system=system):
+        trial = Trial(
+            sponsor_id=sponsor.id,
+            protocol_number=protocol_number,
+            title=title,
+            phase=phase,
+            status=status,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(trial)
+    return trial
+
+
+def create_site(
+    session: Session,
+    actor: User | None,
+    now: datetime,
+    *,
+    trial: Trial,
+    site_number: str,
+    name: str,
+    country: str,
+    timezone: str,
+    system: str | None = None,
+) -> Site:
+    errors: dict[str, list[str]] = {}
+    if not _COUNTRY.match(country):
+        errors["country"] = ["Use the two-letter ISO 3166 country code, e.g. DE."]
+    if not is_valid_timezone(timezone):
+        errors["timezone"] = [
+            f"Unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin."
+        ]
+    if errors:
+        raise ValidationFailed("The site could not be created; see details.", {"fields": errors})
+    if session.scalar(
+        select(Site.id).where(Site.trial_id == trial.id, Site.site_number == site_number)
+    ):
+        raise Conflict(f"Site {site_number} already exists in {trial.protocol_number}.")
+    with audit.acting(session, actor, now, system=system):
+        site = Site(
+            trial_id=trial.id,
+            site_number=site_number,
+            name=name,
+            country=country,
+            timezone=timezone,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(site)
+    return site
+
+
+def appoint_principal_investigator(
+    session: Session,
+    actor: User | None,
+    now: datetime,
+    site: Site,
+    investigator: User,
+    *,
+    reason: str | None = None,
+    system: str | None = None,
+) -> None:
+    """Make `investigator` the site's PI from `now`, closing the previous PI's period."""
+    if investigator.role is not Role.INVESTIGATOR:
+        raise ValidationFailed(
+            "Only a user with the investigator role can be principal investigator."
+        )
+    with audit.acting(session, actor, now, reason, system=system):
+        # Through the ORM, not a bulk UPDATE, so that closing the old period is audited too.
+        for period in session.scalars(
+            select(SiteInvestigatorPeriod).where(
+                SiteInvestigatorPeriod.site_id == site.id, SiteInvestigatorPeriod.valid_to.is_(None)
+            )
+        ):
+            period.valid_to = now
+        session.add(
+            SiteInvestigatorPeriod(site_id=site.id, investigator_id=investigator.id, valid_from=now)
+        )
+        site.principal_investigator_id = investigator.id
+        site.updated_at = now
+        if not session.scalar(
+            select(SiteMembership.id).where(
+                SiteMembership.site_id == site.id, SiteMembership.user_id == investigator.id
+            )
+        ):
+            session.add(SiteMembership(site_id=site.id, user_id=investigator.id))

@@ -1,0 +1,27 @@
+"""Server-rendered pages for staff roles, and the shell (sign-in, home, navigation) every
+role's pages share."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+from dct_platform.models.users import Role
+from dct_platform.navigation import add_nav_item, set_home
+from dct_platform.timeutil import format_local
+
+bp = Blueprint("web", __name__)
+
+
+def init_app(app: Flask) -> None:
+    from dct_platform.web import admin_views, auth_views, home_views, site_views, trial_views  # noqa: F401
+
+    app.register_blueprint(bp)
+    app.jinja_env.filters["local_time"] = format_local
+    for role in (Role.SITE_STAFF, Role.INVESTIGATOR):
+        set_home(app, role, "web.site_home")
+        add_nav_item(app, [role], "Patients", "web.site_home", order=10)
+    set_home(app, Role.TRIAL_MANAGER, "web.trial_home")
+    add_nav_item(app, [Role.TRIAL_MANAGER], "Sites", "web.trial_home", order=10)
+    set_home(app, Role.ADMIN, "web.admin_home")
+    add_nav_item(app, [Role.ADMIN], "Users", "web.admin_home", order=10)
+    add_nav_item(app, [Role.ADMIN], "Audit trail", "web.admin_audit", order=20)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from dct_platform.auth import throttle_policy
+from dct_platform.db_session import keep_despite_error
+from dct_platform.errors import TooManyAttempts, Unauthorized
+from dct_platform.extensions import db
+from dct_platform.services.accounts import authenticate
+from dct_platform.timeutil import utcnow
+from dct_platform.web import bp
+from dct_platform.web.forms import LoginForm
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only same-site paths: an open redirect after sign-in is a phishing tool.
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str | tuple[str, int]:
+    if current_user.is_authenticated:
+        return redirect(url_for("web.home"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        keep_despite_error()
+        try:
+            user = authenticate(
+                db.session,
+                form.username.data or "",
+                form.password.data or "",
+                remote_addr=request.remote_addr or "unknown",
+                now=utcnow(),
+                policy=throttle_policy(),
+            )
+        except TooManyAttempts as exc:
+            form.form_errors.append(exc.message)
+            status = 429
+        except Unauthorized as exc:
+            form.form_errors.append(exc.message)
+            status = 401
+        else:
+            session.clear()  # no session fixation: a fresh session for the signed-in user
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")) or url_for("web.home"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("web.login"))

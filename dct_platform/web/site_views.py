@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from dct_platform import policy
+from dct_platform.errors import DomainError
+from dct_platform.extensions import db
+from dct_platform.models import Patient, Site
+from dct_platform.models.users import SITE_ROLES
+from dct_platform.services import patients as service
+from dct_platform.timeutil import utcnow
+from dct_platform.web import bp
+from dct_platform.web.forms import IdentityForm, TransferForm
+from dct_platform.web.guards import roles_required
+
+
+@bp.get("/site")
+@roles_required(*SITE_ROLES)
+def site_home() -> str:
+    sites = list(
+        db.session.scalars(
+            select(Site).where(policy.visible(current_user, Site)).order_by(Site.site_number)
+        )
+    )
+    patients = list(
+        db.session.scalars(
+            select(Patient)
+            .where(policy.visible(current_user, Patient))
+            .order_by(Patient.subject_number)
+        )
+    )
+    return render_template("site/home.html", sites=sites, patients=patients)
+
+
+def _render_patient(
+    patient: Patient,
+    identity_form: IdentityForm | None = None,
+    transfer_form: TransferForm | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    identity = service.get_identity(db.session, current_user, patient)
+    if identity_form is None:
+        identity_form = IdentityForm(obj=identity, formdata=None)
+    if transfer_form is None:
+        transfer_form = TransferForm(formdata=None)
+    _transfer_choices(transfer_form, patient)
+    history = service.site_history(db.session, patient)
+    sites = {
+        s.id: s for s in db.session.scalars(select(Site).where(Site.trial_id == patient.trial_id))
+    }
+    return render_template(
+        "site/patient.html",
+        patient=patient,
+        identity=identity,
+        identity_form=identity_form,
+        transfer_form=transfer_form,
+        history=history,
+        sites=sites,
+    ), status
+
+
+def _transfer_choices(form: TransferForm, patient: Patient) -> None:
+    others = db.session.scalars(
+        select(Site)
+        .where(Site.trial_id == patient.trial_id, Site.id != patient.site_id, Site.is_active)
+        .order_by(Site.site_number)
+    )
+    form.to_site_id.choices = [(s.id, f"{s.site_number}: {s.name} ({s.country})") for s in others]
+
+
+@bp.get("/site/patients/<int:patient_id>")
+@roles_required(*SITE_ROLES)
+def site_patient(patient_id: int) -> tuple[str, int]:
+    return _render_patient(policy.get_visible(db.session, current_user, Patient, patient_id))
+
+
+@bp.post("/site/patients/<int:patient_id>/identity")
+@roles_required(*SITE_ROLES)
+def site_patient_identity(patient_id: int) -> Response | tuple[str, int]:
+    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    form = IdentityForm()
+    if form.validate_on_submit():
+        data = service.IdentityInput(
+            **{k: getattr(form, k).data or None for k in service.IDENTITY_FIELDS}
+        )
+        try:
+            service.save_identity(
+                db.session, current_user, utcnow(), patient, data, form.reason.data
+            )
+        except DomainError as exc:
+            for field, messages in exc.details.get("fields", {}).items():
+                if field in form:
+                    form[field].errors = list(messages)
+            form.form_errors.append(exc.message)
+        else:
+            flash("Personal data saved.", "success")
+            return redirect(url_for("web.site_patient", patient_id=patient.id))
+    return _render_patient(patient, identity_form=form, status=422)
+
+
+@bp.post("/site/patients/<int:patient_id>/transfer")
+@roles_required(*SITE_ROLES)
+def site_patient_transfer(patient_id: int) -> Response | tuple[str, int]:
+    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    form = TransferForm()
+    _transfer_choices(form, patient)
+    if form.validate_on_submit():
+        to_site = db.session.get(Site, form.to_site_id.data)
+        try:
+            if to_site is None:
+                raise DomainError("Choose a site.")
+            service.transfer_patient(
+                db.session, current_user, utcnow(), patient, to_site, form.reason.data or ""
+            )
+        except DomainError as exc:
+            form.form_errors.append(exc.message)
+        else:
+            flash(f"{patient.subject_number} now belongs to site {to_site.site_number}.", "success")
+            return redirect(url_for("web.site_home"))
+    return _render_patient(patient, transfer_form=form, status=422)

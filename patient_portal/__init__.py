@@ -1,0 +1,17 @@
+"""Patient-facing pages: the patient's home, profile and, later, diary, visits and deliveries."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from dct_platform.models.users import Role
+from dct_platform.navigation import add_nav_item, set_home
+
+
+def init_app(app: Flask) -> None:
+    from patient_portal.views import bp
+
+    app.register_blueprint(bp)
+    set_home(app, Role.PATIENT, "portal.home")
+    add_nav_item(app, [Role.PATIENT], "Home", "portal.home", order=10)
+    add_nav_item(app, [Role.PATIENT], "My details", "portal.profile", order=90)

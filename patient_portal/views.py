@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from dct_platform import policy
+from dct_platform.errors import DomainError, NotFound
+from dct_platform.extensions import db
+from dct_platform.models import Patient
+from dct_platform.models.users import Role
+from dct_platform.services import patients as service
+from dct_platform.timeutil import utcnow
+from dct_platform.web.forms import PreferencesForm
+from dct_platform.web.guards import roles_required
+
+bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
+
+
+def _me() -> Patient:
+    patient = db.session.scalar(select(Patient).where(policy.visible(current_user, Patient)))
+    if patient is None:
+        raise NotFound(
+            "Your account is not linked to a study record yet. Please call your study site."
+        )
+    return patient
+
+
+@bp.get("/")
+@roles_required(Role.PATIENT)
+def home() -> str:
+    patient = _me()
+    return render_template(
+        "portal/home.html", patient=patient, page_lang=patient.preferred_language
+    )
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@roles_required(Role.PATIENT)
+def profile() -> Response | tuple[str, int]:
+    patient = _me()
+    identity = service.get_identity(db.session, current_user, patient)
+    form = PreferencesForm(obj=patient)
+    status = 200
+    if form.validate_on_submit():
+        changes = {
+            "timezone": form.timezone.data,
+            "preferred_language": form.preferred_language.data,
+        }
+        try:
+            service.update_patient(db.session, current_user, utcnow(), patient, changes)
+        except DomainError as exc:
+            for field, messages in exc.details.get("fields", {}).items():
+                if field in form:
+                    form[field].errors = list(messages)
+            status = 422
+        else:
+            flash("Your settings are saved.", "success")
+            return redirect(url_for("portal.profile"))
+    elif form.is_submitted():
+        status = 422
+    return render_template(
+        "portal/profile.html",
+        patient=patient,
+        identity=identity,
+        form=form,
+        page_lang=patient.preferred_language,
+    ), status

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from dct_platform import create_app
+from dct_platform.extensions import db
+from dct_platform.migrate import upgrade
+from tests.support.database import (
+    create_postgres_test_database,
+    empty_postgres,
+    fresh_sqlite_copy,
+    is_postgres,
+)
+from tests.support.world import World, build_world
+
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+def make_app(database_url: str, instance: Path, **overrides: object) -> Flask:
+    config = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET,
+        **overrides,
+    }
+    return create_app(config, instance_path=str(instance))
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate from empty to head once: every test runs on the schema the migrations make."""
+    instance = tmp_path_factory.mktemp("instance")
+    if is_postgres():
+        url = create_postgres_test_database()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'template.sqlite3'}"
+    app = make_app(url, instance)
+    upgrade(app)
+    with app.app_context():
+        db.engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def database_url(migrated_database: str, tmp_path: Path) -> Iterator[str]:
+    if is_postgres():
+        yield migrated_database
+        empty_postgres(migrated_database)
+    else:
+        yield fresh_sqlite_copy(
+            Path(migrated_database.removeprefix("sqlite:///")), tmp_path / "test.sqlite3"
+        )
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(database_url, tmp_path / "instance")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    with app.app_context():
+        yield db.session
+        db.session.rollback()
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    """A committed trial; ids only, re-read objects through `session` when needed."""
+    with app.app_context():
+        w = build_world(db.session, datetime.now(UTC))
+        # Keep plain attribute access working after the app context closes.
+        for obj in [w.trial, w.berlin, w.tokyo, *w.users.values(), *w.patients.values()]:
+            db.session.refresh(obj)
+            db.session.expunge(obj)
+        db.session.remove()
+    return w
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as d:
+        yield Path(d)
