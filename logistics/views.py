@@ -28,13 +28,12 @@ def supply_home() -> str:
         )
     )
     # Counts of pseudonymous subject records only: this role never loads personal data.
-    counts = dict(
-        db.session.execute(
+    counts: dict[int, int] = {
+        site_id: n
+        for site_id, n in db.session.execute(
             select(Patient.site_id, func.count())
             .where(policy.visible(current_user, Patient))
             .group_by(Patient.site_id)
         )
-        .tuples()
-        .all()
-    )
+    }
     return render_template("logistics/supply_home.html", sites=sites, counts=counts)

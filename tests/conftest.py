@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,6 +33,18 @@ def make_app(database_url: str, instance: Path, **overrides: object) -> Flask:
         **overrides,
     }
     return create_app(config, instance_path=str(instance))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hash_each_password_once() -> Iterator[None]:
+    """Argon2 is slow on purpose; the fixtures create many accounts with one password.
+    The cached hash is still a real argon2 hash, so sign-in verifies it for real."""
+    from dct_platform.services import accounts
+
+    cached = functools.lru_cache(maxsize=64)(accounts.hash_password)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(accounts, "hash_password", cached)
+        yield
 
 
 @pytest.fixture(scope="session")

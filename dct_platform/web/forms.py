@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 
@@ -51,10 +52,10 @@ class PreferencesForm(FlaskForm):
     preferred_language = SelectField(
         "Language",
         choices=[
-            ("en", "English"),
-            ("de", "Deutsch"),
-            ("ja", "日本語"),
-            ("es", "Español"),
-            ("fr", "Français"),
+            SelectChoice("en", "English"),
+            SelectChoice("de", "Deutsch"),
+            SelectChoice("ja", "日本語"),
+            SelectChoice("es", "Español"),
+            SelectChoice("fr", "Français"),
         ],
     )

@@ -4,6 +4,7 @@ from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
 from dct_platform.errors import DomainError
@@ -68,7 +69,9 @@ def _transfer_choices(form: TransferForm, patient: Patient) -> None:
         .where(Site.trial_id == patient.trial_id, Site.id != patient.site_id, Site.is_active)
         .order_by(Site.site_number)
     )
-    form.to_site_id.choices = [(s.id, f"{s.site_number}: {s.name} ({s.country})") for s in others]
+    form.to_site_id.choices = [
+        SelectChoice(str(s.id), f"{s.site_number}: {s.name} ({s.country})") for s in others
+    ]
 
 
 @bp.get("/site/patients/<int:patient_id>")

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dct_platform.timeutil import NaiveDatetimeError, UTCDateTime, format_local, is_valid_timezone
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(NaiveDatetimeError):
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1, 12, 0), postgresql.dialect())
+
+
+def test_offsets_are_normalised_to_utc() -> None:
+    from zoneinfo import ZoneInfo
+
+    tokyo_noon = datetime(2026, 1, 1, 12, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    stored = UTCDateTime().process_bind_param(tokyo_noon, sqlite.dialect())
+    assert stored == datetime(2026, 1, 1, 3, 0)
+    assert UTCDateTime().process_result_value(stored, sqlite.dialect()) == datetime(
+        2026, 1, 1, 3, 0, tzinfo=UTC
+    )
+
+
+def test_local_display_follows_dst() -> None:
+    assert (
+        format_local(datetime(2026, 3, 7, 23, 0, tzinfo=UTC), "America/New_York")
+        == "2026-03-07 18:00 EST"
+    )
+    assert (
+        format_local(datetime(2026, 3, 9, 22, 0, tzinfo=UTC), "America/New_York")
+        == "2026-03-09 18:00 EDT"
+    )
+
+
+def test_timezone_names_are_checked() -> None:
+    assert is_valid_timezone("Europe/Berlin")
+    assert not is_valid_timezone("Europe/Atlantis")
