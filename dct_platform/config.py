@@ -71,6 +71,10 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
         "SMTP_HOST": env.get("SMTP_HOST", "127.0.0.1"),
         "SMTP_PORT": int(env.get("SMTP_PORT", "25")),
         "MAIL_FROM": env.get("MAIL_FROM", "no-reply@dct.invalid"),
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "10")),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME") or None,
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS"), False),
         # flask-smorest: the OpenAPI document is generated from the marshmallow schemas.
         "API_TITLE": "DCT Platform API",
         "API_VERSION": "v1",

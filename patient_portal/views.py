@@ -12,6 +12,7 @@ from dct_platform.models import Patient
 from dct_platform.models.users import Role
 from dct_platform.services import patients as service
 from dct_platform.timeutil import utcnow
+from dct_platform.web.form_errors import show_domain_error
 from dct_platform.web.forms import PreferencesForm
 from dct_platform.web.guards import roles_required
 
@@ -51,9 +52,7 @@ def profile() -> Response | tuple[str, int]:
         try:
             service.update_patient(db.session, current_user, utcnow(), patient, changes)
         except DomainError as exc:
-            for field, messages in exc.details.get("fields", {}).items():
-                if field in form:
-                    form[field].errors = list(messages)
+            show_domain_error(form, exc)
             status = 422
         else:
             flash("Your settings are saved.", "success")

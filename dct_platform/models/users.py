@@ -55,6 +55,9 @@ class User(UserMixin, Audited, Timestamped, db.Model):
     is_enabled: Mapped[bool] = mapped_column(default=True)
     # Bumped on password change or disable so existing sessions stop working.
     session_version: Mapped[int] = mapped_column(default=1)
+    # Set for passwords someone else chose (a new portal account, a reset): the owner must
+    # replace it before doing anything else.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     site_memberships: Mapped[list[SiteMembership]] = relationship(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,7 +11,13 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from dct_platform import audit
-from dct_platform.errors import Conflict, TooManyAttempts, Unauthorized, ValidationFailed
+from dct_platform.errors import (
+    Conflict,
+    Forbidden,
+    TooManyAttempts,
+    Unauthorized,
+    ValidationFailed,
+)
 from dct_platform.models import (
     ApiToken,
     LoginFailure,
@@ -53,7 +60,10 @@ def create_user(
     sites: Iterable[Site] = (),
     trials: Iterable[Trial] = (),
     system: str | None = None,
+    must_change_password: bool = False,
 ) -> User:
+    if system is None:
+        _check_may_create(actor, role)
     username = username.strip().lower()
     errors: dict[str, list[str]] = {}
     if not username or len(username) > 80:
@@ -79,6 +89,7 @@ def create_user(
             display_name=display_name,
             email=email,
             timezone=timezone,
+            must_change_password=must_change_password,
             created_at=now,
             updated_at=now,
         )
@@ -106,6 +117,70 @@ def set_password(
         )
     with audit.acting(session, actor, now, system=system):
         user.password_hash = hash_password(password)
+        user.session_version += 1
+        user.updated_at = now
+
+
+def _check_may_create(actor: User | None, role: Role) -> None:
+    # Administrators manage accounts; site staff open portal accounts for patients they enrol.
+    allowed = actor is not None and (
+        actor.role is Role.ADMIN or (actor.role in SITE_ROLES and role is Role.PATIENT)
+    )
+    if allowed and actor.is_enabled:  # type: ignore[union-attr]
+        return
+    raise Forbidden("Your role cannot create this kind of account.")
+
+
+def temporary_password() -> str:
+    """A password someone else hands over; its owner must replace it at first sign-in."""
+    return secrets.token_urlsafe(12)
+
+
+def change_own_password(
+    session: Session, user: User, now: datetime, current: str, new: str
+) -> None:
+    """The owner replaces their password; every other session of theirs ends."""
+    errors: dict[str, list[str]] = {}
+    if not verify_password(user.password_hash, current):
+        errors["current_password"] = ["This is not your current password."]
+    if problems := password_problems(new):
+        errors["new_password"] = problems
+    elif current == new:
+        errors["new_password"] = ["Choose a password different from the current one."]
+    if errors:
+        raise ValidationFailed("The password was not changed; see details.", {"fields": errors})
+    with audit.acting(session, user, now, "password changed by its owner"):
+        user.password_hash = hash_password(new)
+        user.must_change_password = False
+        user.session_version += 1
+        user.updated_at = now
+
+
+def reset_password(session: Session, actor: User, now: datetime, user: User, reason: str) -> str:
+    """An administrator issues a temporary password; the owner must change it at sign-in."""
+    if not reason.strip():
+        raise ValidationFailed(
+            "Say why the password is reset.", {"fields": {"reason": ["required"]}}
+        )
+    password = temporary_password()
+    with audit.acting(session, actor, now, reason):
+        user.password_hash = hash_password(password)
+        user.must_change_password = True
+        user.session_version += 1
+        user.updated_at = now
+    return password
+
+
+def set_enabled(
+    session: Session, actor: User, now: datetime, user: User, enabled: bool, reason: str
+) -> None:
+    """Disable or re-enable an account; disabling ends its sessions and refuses its tokens."""
+    if not reason.strip():
+        raise ValidationFailed("Say why.", {"fields": {"reason": ["required"]}})
+    if user.id == actor.id and not enabled:
+        raise Conflict("You cannot disable your own account.")
+    with audit.acting(session, actor, now, reason):
+        user.is_enabled = enabled
         user.session_version += 1
         user.updated_at = now
 

@@ -13,15 +13,25 @@ bp = Blueprint("web", __name__)
 
 
 def init_app(app: Flask) -> None:
-    from dct_platform.web import admin_views, auth_views, home_views, site_views, trial_views  # noqa: F401
+    from dct_platform.web import (  # noqa: F401  (the modules register their routes on `bp`)
+        account_views,
+        admin_views,
+        auth_views,
+        home_views,
+        site_views,
+        trial_views,
+    )
 
     app.register_blueprint(bp)
+    account_views.init_app(app)
     app.jinja_env.filters["local_time"] = format_local
     for role in (Role.SITE_STAFF, Role.INVESTIGATOR):
         set_home(app, role, "web.site_home")
         add_nav_item(app, [role], "Patients", "web.site_home", order=10)
+        add_nav_item(app, [role], "Enrol a patient", "web.site_enrol", order=20)
     set_home(app, Role.TRIAL_MANAGER, "web.trial_home")
     add_nav_item(app, [Role.TRIAL_MANAGER], "Sites", "web.trial_home", order=10)
     set_home(app, Role.ADMIN, "web.admin_home")
     add_nav_item(app, [Role.ADMIN], "Users", "web.admin_home", order=10)
+    add_nav_item(app, [Role.ADMIN], "New account", "web.admin_new_user", order=15)
     add_nav_item(app, [Role.ADMIN], "Audit trail", "web.admin_audit", order=20)

@@ -1,15 +1,22 @@
 from __future__ import annotations
 
-from flask import render_template
+from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
 from dct_platform.audit import verify_chain
+from dct_platform.errors import DomainError
 from dct_platform.extensions import db
-from dct_platform.models import AuditEntry, User
+from dct_platform.models import AuditEntry, Site, Trial, User
 from dct_platform.models.users import Role
+from dct_platform.services import accounts
+from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
+from dct_platform.web.form_errors import show_domain_error
+from dct_platform.web.forms import ReasonForm, UserForm
 from dct_platform.web.guards import roles_required
 
 
@@ -35,3 +42,91 @@ def admin_audit() -> str:
     return render_template(
         "admin/audit.html", entries=entries, verification=verify_chain(db.session)
     )
+
+
+def _user_form_choices(form: UserForm) -> None:
+    form.role.choices = [SelectChoice(r.value, r.label) for r in Role]
+    form.site_ids.choices = [
+        SelectChoice(str(s.id), f"{s.site_number}: {s.name}")
+        for s in db.session.scalars(select(Site).order_by(Site.site_number))
+    ]
+    form.trial_ids.choices = [
+        SelectChoice(str(t.id), t.protocol_number)
+        for t in db.session.scalars(select(Trial).order_by(Trial.protocol_number))
+    ]
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def admin_new_user() -> Response | tuple[str, int]:
+    form = UserForm()
+    _user_form_choices(form)
+    status = 200
+    if form.validate_on_submit():
+        password = accounts.temporary_password()
+        try:
+            sites = db.session.scalars(select(Site).where(Site.id.in_(form.site_ids.data or [])))
+            trials = db.session.scalars(
+                select(Trial).where(Trial.id.in_(form.trial_ids.data or []))
+            )
+            user = accounts.create_user(
+                db.session,
+                current_user,
+                utcnow(),
+                username=form.username.data or "",
+                password=password,
+                role=Role(form.role.data),
+                display_name=form.display_name.data or "",
+                email=form.email.data or None,
+                timezone=form.timezone.data or "UTC",
+                sites=sites,
+                trials=trials,
+                must_change_password=True,
+            )
+        except DomainError as exc:
+            show_domain_error(form, exc)
+            status = 422
+        else:
+            return _show_once(user, password)
+    elif form.is_submitted():
+        status = 422
+    return render_template("admin/user_form.html", form=form), status
+
+
+def _show_once(user: User, password: str) -> Response:
+    # The temporary password is shown on the next page only, never stored in clear.
+    flash(
+        f"Temporary password for {user.username}: {password} (shown once; they must change it)",
+        "secret",
+    )
+    return redirect(url_for("web.admin_user", user_id=user.id))
+
+
+@bp.get("/admin/users/<int:user_id>")
+@roles_required(Role.ADMIN)
+def admin_user(user_id: int) -> str:
+    user = policy.get_visible(db.session, current_user, User, user_id)
+    return render_template("admin/user.html", user=user, form=ReasonForm(formdata=None))
+
+
+@bp.post("/admin/users/<int:user_id>/<any(disable, enable, reset):action>")
+@roles_required(Role.ADMIN)
+def admin_user_action(user_id: int, action: str) -> Response | tuple[str, int]:
+    user = policy.get_visible(db.session, current_user, User, user_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        reason, now = form.reason.data or "", utcnow()
+        try:
+            if action == "reset":
+                return _show_once(
+                    user, accounts.reset_password(db.session, current_user, now, user, reason)
+                )
+            accounts.set_enabled(db.session, current_user, now, user, action == "enable", reason)
+        except DomainError as exc:
+            show_domain_error(form, exc)
+        else:
+            flash(
+                f"{user.username} is {'enabled' if action == 'enable' else 'disabled'}.", "success"
+            )
+            return redirect(url_for("web.admin_user", user_id=user.id))
+    return render_template("admin/user.html", user=user, form=form), 422

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 
 class LoginForm(FlaskForm):
@@ -59,3 +68,55 @@ class PreferencesForm(FlaskForm):
             SelectChoice("fr", "Français"),
         ],
     )
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password",
+        validators=[DataRequired()],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new_password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(),
+            Length(min=10, max=1024, message="Use at least 10 characters."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("new_password", message="The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class EnrolForm(IdentityForm):
+    site_id = SelectField("Site", coerce=int, validators=[DataRequired()])
+    subject_number = StringField("Subject number", validators=[DataRequired(), Length(max=32)])
+    timezone = StringField(
+        "Patient's time zone",
+        validators=[DataRequired(), Length(max=64)],
+        description="Where the patient lives, e.g. Europe/Berlin",
+    )
+    preferred_language = PreferencesForm.preferred_language
+    status = SelectField(
+        "Status",
+        choices=[SelectChoice("screening", "Screening"), SelectChoice("enrolled", "Enrolled")],
+    )
+    baseline_date = DateField("Baseline date", validators=[Optional()])
+    create_account = BooleanField("Open a portal account", default=True)
+
+
+class UserForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=80)])
+    display_name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[Optional(), Email(), Length(max=254)])
+    role = SelectField("Role")
+    timezone = StringField("Time zone", default="UTC", validators=[DataRequired(), Length(max=64)])
+    site_ids = SelectMultipleField("Sites (site staff, investigators)", coerce=int)
+    trial_ids = SelectMultipleField("Trials (trial and supply managers)", coerce=int)
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired(message="Say why."), Length(max=500)])

@@ -7,14 +7,17 @@ from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
-from dct_platform.errors import DomainError
+from dct_platform.errors import DomainError, NotFound
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site
+from dct_platform.models.patients import PatientStatus
 from dct_platform.models.users import SITE_ROLES
 from dct_platform.services import patients as service
+from dct_platform.services.enrolment import enrol_with_portal_account
 from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
-from dct_platform.web.forms import IdentityForm, TransferForm
+from dct_platform.web.form_errors import show_domain_error
+from dct_platform.web.forms import EnrolForm, IdentityForm, TransferForm
 from dct_platform.web.guards import roles_required
 
 
@@ -74,6 +77,59 @@ def _transfer_choices(form: TransferForm, patient: Patient) -> None:
     ]
 
 
+@bp.route("/site/patients/new", methods=["GET", "POST"])
+@roles_required(*SITE_ROLES)
+def site_enrol() -> Response | tuple[str, int]:
+    sites = list(
+        db.session.scalars(
+            select(Site)
+            .where(policy.visible(current_user, Site), Site.is_active)
+            .order_by(Site.site_number)
+        )
+    )
+    form = EnrolForm()
+    form.site_id.choices = [SelectChoice(str(s.id), f"{s.site_number}: {s.name}") for s in sites]
+    if not form.is_submitted() and sites:
+        form.timezone.data = sites[0].timezone
+    status = 200
+    if form.validate_on_submit():
+        site = next((s for s in sites if s.id == form.site_id.data), None)
+        identity = service.IdentityInput(
+            **{k: getattr(form, k).data or None for k in service.IDENTITY_FIELDS}
+        )
+        try:
+            if site is None:
+                raise NotFound("Choose one of your sites.")
+            result = enrol_with_portal_account(
+                db.session,
+                current_user,
+                utcnow(),
+                site=site,
+                subject_number=(form.subject_number.data or "").strip(),
+                timezone=(form.timezone.data or "").strip(),
+                preferred_language=form.preferred_language.data or "en",
+                status=PatientStatus(form.status.data),
+                baseline_date=form.baseline_date.data,
+                identity=identity,
+                create_account=bool(form.create_account.data),
+            )
+        except DomainError as exc:
+            show_domain_error(form, exc)
+            status = 422
+        else:
+            flash(f"{result.patient.subject_number} is enrolled.", "success")
+            if result.username:
+                flash(
+                    f"Portal sign-in for the patient: username {result.username}, temporary "
+                    f"password {result.temporary_password} (shown once; hand it over in person).",
+                    "secret",
+                )
+            return redirect(url_for("web.site_patient", patient_id=result.patient.id))
+    elif form.is_submitted():
+        status = 422
+    return render_template("site/enrol.html", form=form), status
+
+
 @bp.get("/site/patients/<int:patient_id>")
 @roles_required(*SITE_ROLES)
 def site_patient(patient_id: int) -> tuple[str, int]:
@@ -94,10 +150,7 @@ def site_patient_identity(patient_id: int) -> Response | tuple[str, int]:
                 db.session, current_user, utcnow(), patient, data, form.reason.data
             )
         except DomainError as exc:
-            for field, messages in exc.details.get("fields", {}).items():
-                if field in form:
-                    form[field].errors = list(messages)
-            form.form_errors.append(exc.message)
+            show_domain_error(form, exc)
         else:
             flash("Personal data saved.", "success")
             return redirect(url_for("web.site_patient", patient_id=patient.id))

@@ -102,7 +102,7 @@ def test_identity_correction_without_reason_shows_inline_error(
         client, page, f"{page}/identity", {"given_name": "Annie", "family_name": "Secretname"}
     )
     assert response.status_code == 422
-    assert "Say why the personal data is being corrected." in response.get_data(as_text=True)
+    assert "required for a correction" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(PatientIdentity, anna).given_name == "Anna"
     fixed = submit(

@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("is_enabled", sa.Boolean(), nullable=False),
         sa.Column("session_version", sa.Integer(), nullable=False),
+        sa.Column("must_change_password", sa.Boolean(), nullable=False),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
