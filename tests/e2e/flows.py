@@ -1,0 +1,38 @@
+"""What a person does in the browser, in a few reusable steps."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, Response
+
+# Every role's home page, as `/` redirects there after sign-in.
+ROLE_HOMES = {
+    "patient": "/portal/",
+    "nurse": "/nurse",
+    "site_staff": "/site",
+    "investigator": "/site",
+    "supply_manager": "/supply",
+    "trial_manager": "/trial",
+    "admin": "/admin",
+}
+
+
+def url_is(base_url: str, path: str) -> re.Pattern[str]:
+    """Exactly `path` on the live server: no other path, query string or fragment."""
+    return re.compile(rf"^{re.escape(base_url)}{re.escape(path)}$")
+
+
+def is_login_post(response: Response) -> bool:
+    return response.request.method == "POST" and response.url.split("?")[0].endswith("/login")
+
+
+def sign_in(page: Page, username: str, password: str) -> Response:
+    """Through the real sign-in form, as a person does it; the answer to the form's POST."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    with page.expect_response(is_login_post) as answer:
+        page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    return answer.value
