@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = ["create_app"]
 
 
 def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    instance_path = instance_path or os.environ.get("DCT_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.config.update(load_config(Path(app.instance_path), overrides))
     logging.basicConfig(

@@ -32,9 +32,7 @@ def _me() -> Patient:
 @roles_required(Role.PATIENT)
 def home() -> str:
     patient = _me()
-    return render_template(
-        "portal/home.html", patient=patient, page_lang=patient.preferred_language
-    )
+    return render_template("portal/home.html", patient=patient)
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -64,5 +62,4 @@ def profile() -> Response | tuple[str, int]:
         patient=patient,
         identity=identity,
         form=form,
-        page_lang=patient.preferred_language,
     ), status

@@ -155,4 +155,3 @@ def test_patient_profile_preferences(app: Flask, client: FlaskClient, world: Wor
     with app.app_context():
         patient = db.session.get(Patient, world.patients["anna"].id)
         assert (patient.timezone, patient.preferred_language) == ("Asia/Tokyo", "de")
-    assert '<html lang="de">' in client.get("/portal/").get_data(as_text=True)

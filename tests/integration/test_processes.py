@@ -1,0 +1,111 @@
+"""The production entry points as separate processes: gunicorn serving, and the scheduler
+started twice by mistake."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from flask import Flask
+from sqlalchemy import select
+
+from dct_platform.extensions import db
+from dct_platform.models import JobRun
+
+DCT = shutil.which("dct", path=str(Path(sys.executable).parent))
+
+
+def _env(database_url: str, instance: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        DATABASE_URL=database_url, DCT_INSTANCE_PATH=str(instance), SECRET_KEY="process-test"
+    )
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+def test_dct_serve_runs_gunicorn(database_url: str, tmp_path: Path) -> None:
+    assert DCT, "the dct console command is installed with the package"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [DCT, "serve", "--port", str(port), "--workers", "2"],
+        env=_env(database_url, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()  # type: ignore[union-attr]
+                time.sleep(0.3)
+        assert response.status_code == 200 and response.json()["database"] == "ok"
+        login = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
+        assert login.status_code == 200 and "HttpOnly" in login.headers["Set-Cookie"]
+    finally:
+        output = _stop(proc)
+    assert "Booting worker" in output
+
+
+def test_a_second_scheduler_process_does_no_harm(
+    app: Flask, database_url: str, tmp_path: Path
+) -> None:
+    procs = [
+        subprocess.Popen(
+            [DCT, "scheduler"],
+            env=_env(database_url, tmp_path / str(i)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            with app.app_context():
+                runs = db.session.scalars(
+                    select(JobRun).where(JobRun.job_id == "core.auth-housekeeping")
+                ).all()
+                db.session.remove()
+            if runs and runs[0].finished_at is not None:
+                break
+            time.sleep(0.5)
+        time.sleep(3)  # give the second process time to try the same slot
+        assert all(p.poll() is None for p in procs), "a scheduler process died"
+    finally:
+        outputs = [_stop(p) for p in procs]
+    with app.app_context():
+        runs = db.session.scalars(
+            select(JobRun).where(JobRun.job_id == "core.auth-housekeeping")
+        ).all()
+    assert len(runs) == 1 and runs[0].outcome.startswith("removed")
+    combined = "\n".join(outputs)
+    assert combined.count("scheduler running") == 2
+    assert "already claimed; skipping" in combined
