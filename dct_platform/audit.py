@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select, update
+from sqlalchemy import event, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import Mapper, Session
 
 from dct_platform.models.audit import AuditChainHead, AuditEntry
@@ -207,6 +207,22 @@ def _noop_set(target: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
 
 
 event.listen(Mapper, "mapper_configured", _want_old_values)
+
+
+def history(session: Session, records: list[tuple[str, str]], limit: int = 500) -> list[AuditEntry]:
+    """Entries for the given (table, record id) pairs, newest first: a record's full story.
+
+    Callers decide access first; the trail holds old values that only the record's
+    viewers may see.
+    """
+    if not records:
+        return []
+    condition = tuple_(AuditEntry.table_name, AuditEntry.record_id).in_(records)
+    return list(
+        session.scalars(
+            select(AuditEntry).where(condition).order_by(AuditEntry.seq.desc()).limit(limit)
+        )
+    )
 
 
 @dataclass(frozen=True)

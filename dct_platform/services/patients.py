@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit, policy, signals
 from dct_platform.errors import Conflict, NotFound, ValidationFailed
-from dct_platform.models import Patient, PatientIdentity, PatientSiteAssignment, Site, User
+from dct_platform.models import (
+    AuditEntry,
+    Patient,
+    PatientIdentity,
+    PatientSiteAssignment,
+    Site,
+    User,
+)
 from dct_platform.models.patients import PatientStatus
 from dct_platform.policy import Action
 from dct_platform.timeutil import is_valid_timezone
@@ -243,3 +250,11 @@ def site_history(session: Session, patient: Patient) -> list[PatientSiteAssignme
             .order_by(PatientSiteAssignment.valid_from)
         )
     )
+
+
+def record_history(session: Session, actor: User, patient: Patient) -> list[AuditEntry]:
+    """The audit trail of a patient's subject record, personal data and site assignments."""
+    policy.authorize(actor, Action.VIEW_IDENTITY, patient)
+    records = [("patients", str(patient.id)), ("patient_identities", str(patient.id))]
+    records += [("patient_site_assignments", str(a.id)) for a in site_history(session, patient)]
+    return audit.history(session, records)

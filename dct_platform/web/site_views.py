@@ -63,6 +63,7 @@ def _render_patient(
         transfer_form=transfer_form,
         history=history,
         sites=sites,
+        trail=service.record_history(db.session, current_user, patient),
     ), status
 
 
