@@ -43,5 +43,9 @@ format: install-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Figures for the closing note: API latency, audited writes, audit verification (PostgreSQL)
+bench: install-test
+	$(BIN)/python bench/foundation.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

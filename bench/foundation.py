@@ -1,0 +1,193 @@
+"""Foundation benchmark: API latency and audited-write throughput under gunicorn on PostgreSQL.
+
+    python bench/foundation.py [--seconds 10] [--clients 8] [--database-url postgresql://...]
+
+Creates a scratch database (`dct_bench`), migrates and seeds the demo, serves the app with
+`dct serve` (gunicorn, 2 workers), drives three endpoints from concurrent clients for a fixed
+time each, then times `verify_chain` over the whole audit trail. Prints the figures; asserts
+nothing. Audited writes all take the audit chain's head lock, so their throughput is the
+number that shows the cost of the tamper-evident chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    base = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def drive(
+    label: str, seconds: float, clients: int, call: Callable[[requests.Session, int, int], bool]
+) -> None:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def worker(index: int) -> None:
+        nonlocal errors
+        session = requests.Session()
+        mine: list[float] = []
+        bad = 0
+        n = 0
+        while time.monotonic() < stop_at:
+            start = time.perf_counter()
+            ok = call(session, index, n)
+            mine.append(time.perf_counter() - start)
+            bad += 0 if ok else 1
+            n += 1
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    print(
+        f"{label:38} {len(latencies) / seconds:8.1f} req/s   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms"
+        f"   errors {errors}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    args = parser.parse_args()
+
+    url = fresh_database(args.database_url, "dct_bench")
+    instance = Path(tempfile.mkdtemp(prefix="dct-bench-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DCT_INSTANCE_PATH": str(instance),
+        "SECRET_KEY": "bench",
+        "LOGIN_MAX_FAILURES_PER_IP": "100000",
+    }
+    dct = shutil.which("dct", path=str(Path(sys.executable).parent)) or "dct"
+    subprocess.run([dct, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([dct, "seed-demo"], env=env, check=True, capture_output=True)
+    logins = json.loads((instance / "demo-logins.json").read_text())
+    coord = next(r for r in logins if r["username"] == "coord.de101")
+
+    port = free_port()
+    server = subprocess.Popen(
+        [dct, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"{base}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        token = requests.post(
+            f"{base}/api/v1/auth/token",
+            json={"username": coord["username"], "password": coord["password"]},
+            timeout=10,
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        patients = requests.get(f"{base}/api/v1/patients", headers=auth, timeout=10).json()
+        ids = [p["id"] for p in patients]
+        print(f"gunicorn 2 workers, {args.clients} clients, {args.seconds:.0f} s each, PostgreSQL")
+
+        drive(
+            "GET /healthz",
+            args.seconds,
+            args.clients,
+            lambda s, i, n: s.get(f"{base}/healthz", timeout=10).status_code == 200,
+        )
+        drive(
+            "GET /api/v1/patients (site scoped)",
+            args.seconds,
+            args.clients,
+            lambda s, i, n: (
+                s.get(f"{base}/api/v1/patients", headers=auth, timeout=10).status_code == 200
+            ),
+        )
+        drive(
+            "PATCH /api/v1/patients/{id} (audited)",
+            args.seconds,
+            args.clients,
+            lambda s, i, n: (
+                s.patch(
+                    f"{base}/api/v1/patients/{ids[(i + n) % len(ids)]}",
+                    headers=auth,
+                    json={"preferred_language": ("de", "en")[n % 2]},
+                    timeout=10,
+                ).status_code
+                == 200
+            ),
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    sys.path.insert(0, str(ROOT))
+    from dct_platform import create_app
+    from dct_platform.audit import verify_chain
+    from dct_platform.extensions import db
+
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"}, instance_path=str(instance)
+    )
+    with app.app_context():
+        start = time.perf_counter()
+        result = verify_chain(db.session)
+        elapsed = time.perf_counter() - start
+        print(
+            f"{'audit verify':38} {result.checked / elapsed:8.0f} entries/s   "
+            f"{result.checked} entries in {elapsed:.2f} s   intact={result.ok}"
+        )
+        db.engine.dispose()
+    shutil.rmtree(instance, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
