@@ -20,6 +20,8 @@ from tests.support.database import (
     fresh_sqlite_copy,
     is_postgres,
 )
+from tests.support.loopback_http import LoopbackHTTPServer
+from tests.support.smtp import LoopbackSMTPServer
 from tests.support.world import World, build_world
 
 TEST_SECRET = "test-secret-key-not-for-production"
@@ -116,3 +118,18 @@ def client(app: Flask) -> FlaskClient:
 def scratch_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as d:
         yield Path(d)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[LoopbackSMTPServer]:
+    """A real SMTP server on loopback; point the app's SMTP_HOST/SMTP_PORT at it."""
+    with LoopbackSMTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def outside_service() -> Iterator[LoopbackHTTPServer]:
+    """A real HTTP server on loopback standing in for a courier, video provider or other
+    outside service: script its answers with `.respond(...)`, read `.requests` afterwards."""
+    with LoopbackHTTPServer() as server:
+        yield server

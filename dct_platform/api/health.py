@@ -4,8 +4,11 @@ from flask import Flask, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from dct_platform.api.schemas import HealthSchema
 from dct_platform.extensions import db
 from dct_platform.timeutil import utcnow
+
+_health = HealthSchema()
 
 
 def init_app(app: Flask) -> None:
@@ -21,6 +24,6 @@ def init_app(app: Flask) -> None:
         body = {
             "status": "ok" if status == 200 else "degraded",
             "database": database,
-            "time": utcnow().isoformat(),
+            "time": utcnow(),
         }
-        return jsonify(body), status
+        return jsonify(_health.dump(body)), status

@@ -51,6 +51,9 @@ def login() -> Response | str | tuple[str, int]:
             status = 401
         else:
             session.clear()  # no session fixation: a fresh session for the signed-in user
+            # Permanent so that PERMANENT_SESSION_LIFETIME applies: refreshed on every
+            # request, the session ends after that much inactivity (automatic sign-off).
+            session.permanent = True
             login_user(user)
             return redirect(_safe_next(request.args.get("next")) or url_for("web.home"))
     elif request.method == "POST":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask.testing import FlaskClient
+from openapi_spec_validator import validate
 
 from tests.support.world import World
 
@@ -64,6 +65,7 @@ def test_openapi_document_is_generated_from_the_schemas(client: FlaskClient) -> 
     assert {"TokenRequest", "Patient", "Error"} <= set(schemas)
     assert schemas["TokenRequest"]["required"] == ["password", "username"]
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    validate(doc)  # a valid OpenAPI 3 document, so client generators can consume it
 
 
 def test_validation_errors_name_each_field(client: FlaskClient) -> None:

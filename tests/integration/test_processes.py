@@ -109,3 +109,33 @@ def test_a_second_scheduler_process_does_no_harm(
     combined = "\n".join(outputs)
     assert combined.count("scheduler running") == 2
     assert "already claimed; skipping" in combined
+
+
+def test_dct_command_lists_its_commands(database_url: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [DCT, "--help"],
+        env=_env(database_url, tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("db", "demo", "serve", "scheduler", "audit", "create-user", "seed-demo"):
+        assert f"  {command}" in result.stdout
+
+
+def test_audit_verify_through_flask_app_wsgi(database_url: str, tmp_path: Path) -> None:
+    flask = shutil.which("flask", path=str(Path(sys.executable).parent))
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [flask, "--app", "wsgi", "dct", "audit", "verify"],
+        cwd=root,
+        env=_env(database_url, tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "audit chain intact: 0 entries verified" in result.stdout

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -52,6 +53,16 @@ def test_session_cookie_is_httponly_and_samesite(client: FlaskClient, world: Wor
     response = login(client, "coord_berlin", world.password)
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Expires=" in cookie  # idle sessions end after PERMANENT_SESSION_LIFETIME
+
+
+def test_idle_session_ends(app: Flask, world: World) -> None:
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=1)
+    client = app.test_client()
+    login(client, "coord_berlin", world.password)
+    assert client.get("/site").status_code == 200
+    time.sleep(2.1)
+    assert client.get("/site").status_code == 302
 
 
 def test_password_change_ends_existing_sessions(
