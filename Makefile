@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: demo test lint format install install-test chromium bench clean
+.PHONY: demo test lint format install install-test chromium bench translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: install-test
 format: install-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Extract new strings, update the .po catalogues, compile the .mo files
+translations: install-test
+	$(BIN)/python scripts/translations.py
 
 ## Figures for the closing note: API latency, audited writes, audit verification (PostgreSQL)
 bench: install-test

@@ -122,7 +122,7 @@ def create_user_command(
         db.session.rollback()
         details = exc.details.get("fields", {})
         raise click.ClickException(
-            f"{exc.message} {json.dumps(details)}" if details else exc.message
+            f"{exc.message} {json.dumps(details, default=str)}" if details else exc.message
         ) from exc
     click.echo(f"created {user.role.value} {user.username} (id {user.id})")
 

@@ -7,6 +7,7 @@ people. An unexpected exception is logged with an id and answered without its tr
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -84,7 +85,9 @@ def wants_json() -> bool:
 def error_body(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    return {"status": status, "code": code, "message": message, "details": details or {}}
+    # str() turns lazily translated messages into text in the request's language.
+    plain = json.loads(json.dumps(details or {}, default=str))
+    return {"status": status, "code": code, "message": str(message), "details": plain}
 
 
 def error_response(

@@ -7,6 +7,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import lazy_gettext as _l
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so that a miss costs the same time as a hit.
@@ -42,7 +43,7 @@ def token_digest(token: str) -> str:
 def password_problems(password: str) -> list[str]:
     problems = []
     if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+        problems.append(_l("Use at least %(n)d characters.", n=MIN_PASSWORD_LENGTH))
     if password.strip() != password:
-        problems.append("Do not start or end the password with spaces.")
+        problems.append(_l("Do not start or end the password with spaces."))
     return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 from dct_platform.models.users import Role
 from dct_platform.navigation import add_nav_item, set_home
@@ -13,5 +14,5 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     set_home(app, Role.PATIENT, "portal.home")
-    add_nav_item(app, [Role.PATIENT], "Home", "portal.home", order=10)
-    add_nav_item(app, [Role.PATIENT], "My details", "portal.profile", order=90)
+    add_nav_item(app, [Role.PATIENT], _l("Home"), "portal.home", order=10)
+    add_nav_item(app, [Role.PATIENT], _l("My details"), "portal.profile", order=90)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -23,7 +24,7 @@ def _me() -> Patient:
     patient = db.session.scalar(select(Patient).where(policy.visible(current_user, Patient)))
     if patient is None:
         raise NotFound(
-            "Your account is not linked to a study record yet. Please call your study site."
+            _("Your account is not linked to a study record yet. Please call your study site.")
         )
     return patient
 
@@ -53,7 +54,7 @@ def profile() -> Response | tuple[str, int]:
             show_domain_error(form, exc)
             status = 422
         else:
-            flash("Your settings are saved.", "success")
+            flash(_("Your settings are saved."), "success")
             return redirect(url_for("portal.profile"))
     elif form.is_submitted():
         status = 422

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -142,11 +143,11 @@ def change_own_password(
     """The owner replaces their password; every other session of theirs ends."""
     errors: dict[str, list[str]] = {}
     if not verify_password(user.password_hash, current):
-        errors["current_password"] = ["This is not your current password."]
+        errors["current_password"] = [_l("This is not your current password.")]
     if problems := password_problems(new):
         errors["new_password"] = problems
     elif current == new:
-        errors["new_password"] = ["Choose a password different from the current one."]
+        errors["new_password"] = [_l("Choose a password different from the current one.")]
     if errors:
         raise ValidationFailed("The password was not changed; see details.", {"fields": errors})
     with audit.acting(session, user, now, "password changed by its owner"):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Flask, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 from werkzeug.wrappers import Response
 
@@ -35,7 +36,7 @@ def change_password() -> Response | tuple[str, int]:
             status = 422
         else:
             login_user(user)  # the session version changed: re-issue this session, end the others
-            flash("Your password is changed.", "success")
+            flash(_("Your password is changed."), "success")
             return redirect(url_for("web.home"))
     elif form.is_submitted():
         status = 422
@@ -51,6 +52,6 @@ def init_app(app: Flask) -> None:
             and request.endpoint not in _ALLOWED_WHILE_PASSWORD_TEMPORARY
             and not request.path.startswith("/api/")
         ):
-            flash("Choose your own password before you continue.", "info")
+            flash(_("Choose your own password before you continue."), "info")
             return redirect(url_for("web.change_password"))
         return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -43,11 +44,13 @@ def login() -> Response | str | tuple[str, int]:
                 now=utcnow(),
                 policy=throttle_policy(),
             )
-        except TooManyAttempts as exc:
-            form.form_errors.append(exc.message)
+        except TooManyAttempts:
+            form.form_errors.append(
+                _("Too many failed sign-in attempts. Wait a few minutes and try again.")
+            )
             status = 429
-        except Unauthorized as exc:
-            form.form_errors.append(exc.message)
+        except Unauthorized:
+            form.form_errors.append(_("The username or password is not correct."))
             status = 401
         else:
             session.clear()  # no session fixation: a fresh session for the signed-in user
@@ -65,5 +68,5 @@ def login() -> Response | str | tuple[str, int]:
 def logout() -> Response:
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("web.login"))

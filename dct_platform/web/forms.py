@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -14,15 +15,17 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
+from dct_platform.i18n import SUPPORTED_LANGUAGES
+
 
 class LoginForm(FlaskForm):
     username = StringField(
-        "Username",
+        _l("Username"),
         validators=[DataRequired(), Length(max=80)],
         render_kw={"autocomplete": "username", "autocapitalize": "none"},
     )
     password = PasswordField(
-        "Password",
+        _l("Password"),
         validators=[DataRequired(), Length(max=1024)],
         render_kw={"autocomplete": "current-password"},
     )
@@ -57,36 +60,34 @@ class TransferForm(FlaskForm):
 
 
 class PreferencesForm(FlaskForm):
-    timezone = StringField("Time zone", validators=[DataRequired(), Length(max=64)])
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
+    # Only languages the portal is translated into; each named in its own language.
     preferred_language = SelectField(
-        "Language",
-        choices=[
-            SelectChoice("en", "English"),
-            SelectChoice("de", "Deutsch"),
-            SelectChoice("ja", "日本語"),
-            SelectChoice("es", "Español"),
-            SelectChoice("fr", "Français"),
-        ],
+        _l("Language"),
+        choices=[SelectChoice(code, name) for code, name in SUPPORTED_LANGUAGES.items()],
     )
 
 
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(
-        "Current password",
+        _l("Current password"),
         validators=[DataRequired()],
         render_kw={"autocomplete": "current-password"},
     )
     new_password = PasswordField(
-        "New password",
+        _l("New password"),
         validators=[
             DataRequired(),
-            Length(min=10, max=1024, message="Use at least 10 characters."),
+            Length(min=10, max=1024, message=_l("Use at least 10 characters.")),
         ],
         render_kw={"autocomplete": "new-password"},
     )
     confirm = PasswordField(
-        "New password again",
-        validators=[DataRequired(), EqualTo("new_password", message="The two passwords differ.")],
+        _l("New password again"),
+        validators=[
+            DataRequired(),
+            EqualTo("new_password", message=_l("The two passwords differ.")),
+        ],
         render_kw={"autocomplete": "new-password"},
     )
 

@@ -221,3 +221,14 @@ def test_users_api_is_for_admins(client: FlaskClient, world: World) -> None:
         },
     )
     assert bad.status_code == 422
+
+
+def test_api_password_rules_answer_as_json(client: FlaskClient, world: World) -> None:
+    admin = token_for(client, "admin", world.password)
+    response = client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={"username": "weak", "password": "short", "display_name": "W", "role": "nurse"},
+    )
+    assert response.status_code == 422
+    assert response.get_json()["details"]["fields"]["password"] == ["Use at least 10 characters."]
