@@ -45,9 +45,9 @@ def test_site_staff_page_lists_only_own_patients(client: FlaskClient, world: Wor
     html = client.get("/site").get_data(as_text=True)
     assert "B1-anna" in html and "T1-kenji" not in html
     assert client.get(f"/site/patients/{world.patients['kenji'].id}").status_code == 404
-    assert "Secretname" in client.get(f"/site/patients/{world.patients['anna'].id}").get_data(
-        as_text=True
-    )
+    page = client.get(f"/site/patients/{world.patients['anna'].id}").get_data(as_text=True)
+    assert "Secretname" in page
+    assert "<title>B1-anna · DCT Platform</title>" in page
 
 
 def test_changing_another_sites_patient_through_forms_changes_nothing(
