@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dct_platform import extensions
 from dct_platform.config import load_config
@@ -46,6 +47,9 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     for package in app.config["FEATURE_PACKAGES"]:
         # Loaded by name so that the core never imports a feature package.
         importlib.import_module(package).init_app(app)
+
+    if proxies := app.config["TRUSTED_PROXY_COUNT"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
     from dct_platform.cli import dct_group
 

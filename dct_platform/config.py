@@ -67,7 +67,9 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("LOGIN_FAILURE_WINDOW_SECONDS", "900")),
         "LOGIN_MAX_FAILURES_PER_IP": int(env.get("LOGIN_MAX_FAILURES_PER_IP", "50")),
-        "SCHEDULER_IN_PROCESS": _bool(env.get("SCHEDULER_IN_PROCESS"), False),
+        # Reverse proxies in front of the app; their X-Forwarded-* headers are trusted only
+        # when set, so that sign-in throttling sees the real client address.
+        "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", "0")),
         "SMTP_HOST": env.get("SMTP_HOST", "127.0.0.1"),
         "SMTP_PORT": int(env.get("SMTP_PORT", "25")),
         "MAIL_FROM": env.get("MAIL_FROM", "no-reply@dct.invalid"),

@@ -79,6 +79,26 @@ class TrialSchema(Schema):
     sponsor = fields.Function(lambda t: t.sponsor.name)
 
 
+class TrialCreateSchema(Schema):
+    sponsor = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    protocol_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    phase = fields.Enum(TrialPhase, by_value=True, required=True)
+    status = fields.Enum(TrialStatus, by_value=True, load_default=TrialStatus.PLANNING)
+
+
+class SiteCreateSchema(Schema):
+    site_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    country = fields.String(required=True)
+    timezone = fields.String(required=True)
+
+
+class InvestigatorAppointmentSchema(Schema):
+    investigator_id = fields.Integer(required=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
 class SiteSchema(Schema):
     id = fields.Integer()
     trial_id = fields.Integer()

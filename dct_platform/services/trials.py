@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dct_platform import audit
+from dct_platform import audit, policy
 from dct_platform.errors import Conflict, ValidationFailed
 from dct_platform.models import Site, SiteInvestigatorPeriod, SiteMembership, Sponsor, Trial, User
 from dct_platform.models.trials import TrialPhase, TrialStatus
@@ -18,9 +18,23 @@ from dct_platform.timeutil import is_valid_timezone
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
+def _require_admin(actor: User | None, system: str | None) -> None:
+    # Study set-up is an administrator's job; seeds and migrations act as named systems.
+    if system is None:
+        policy.require_role(actor, Role.ADMIN)
+
+
+def get_or_create_sponsor(
+    session: Session, actor: User | None, now: datetime, name: str, *, system: str | None = None
+) -> Sponsor:
+    sponsor = session.scalar(select(Sponsor).where(Sponsor.name == name))
+    return sponsor or create_sponsor(session, actor, now, name, system=system)
+
+
 def create_sponsor(
     session: Session, actor: User | None, now: datetime, name: str, *, system: str | None = None
 ) -> Sponsor:
+    _require_admin(actor, system)
     with audit.acting(session, actor, now, system=system):
         sponsor = Sponsor(name=name, created_at=now, updated_at=now)
         session.add(sponsor)
@@ -39,6 +53,7 @@ def create_trial(
     status: TrialStatus = TrialStatus.PLANNING,
     system: str | None = None,
 ) -> Trial:
+    _require_admin(actor, system)
     if session.scalar(select(Trial.id).where(Trial.protocol_number == protocol_number)):
         raise Conflict(f"A trial with protocol number {protocol_number} exists.")
     with audit.acting(session, actor, now, system=system):
@@ -67,6 +82,7 @@ def create_site(
     timezone: str,
     system: str | None = None,
 ) -> Site:
+    _require_admin(actor, system)
     errors: dict[str, list[str]] = {}
     if not _COUNTRY.match(country):
         errors["country"] = ["Use the two-letter ISO 3166 country code, e.g. DE."]
@@ -105,6 +121,7 @@ def appoint_principal_investigator(
     system: str | None = None,
 ) -> None:
     """Make `investigator` the site's PI from `now`, closing the previous PI's period."""
+    _require_admin(actor, system)
     if investigator.role is not Role.INVESTIGATOR:
         raise ValidationFailed(
             "Only a user with the investigator role can be principal investigator."

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from dct_platform.extensions import db
-from dct_platform.models import ApiToken, User
+from dct_platform.models import ApiToken, LoginFailure, User
 from dct_platform.services import accounts
+from tests.conftest import make_app
 from tests.support.clients import login, submit
 from tests.support.world import World
 
@@ -120,3 +122,19 @@ def test_error_pages_hide_internals(client: FlaskClient) -> None:
     assert response.status_code == 404
     html = response.get_data(as_text=True)
     assert "Not found" in html and "Traceback" not in html
+
+
+def test_behind_a_trusted_proxy_failures_count_per_real_client(
+    database_url: str, tmp_path: Path, world: World
+) -> None:
+    app = make_app(database_url, tmp_path, TRUSTED_PROXY_COUNT=1)
+    client = app.test_client()
+    for _ in range(2):
+        client.post(
+            "/api/v1/auth/token",
+            json={"username": "nurse", "password": "x"},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+    with app.app_context():
+        assert set(db.session.scalars(select(LoginFailure.remote_addr))) == {"203.0.113.7"}
+        db.engine.dispose()
