@@ -26,10 +26,18 @@ from dct_platform.models.mixins import Audited
 GENESIS_HASH = "0" * 64
 REDACTED = "[redacted]"
 _CONTEXT_KEY = "dct_audit_context"
+PERSONAL_DATA_SHOWN_AS = "[personal data]"
+# Execution option for the rare bulk statement on an audited table that is bookkeeping,
+# not a change of regulated data (e.g. the time of a user's last sign-in).
+EXEMPT = "dct_audit_exempt"
 
 
 class AuditContextMissing(RuntimeError):
     """Audited records were changed without saying who changed them."""
+
+
+class AuditBypassRefused(RuntimeError):
+    """A bulk UPDATE or DELETE would change audited records without the flush listener."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,43 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
     conn.execute(
         update(AuditChainHead).where(AuditChainHead.id == 1).values(last_seq=seq, last_hash=prev)
     )
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_unaudited_bulk_changes(state: Any) -> None:
+    if not (state.is_update or state.is_delete) or state.execution_options.get(EXEMPT):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, Audited):
+        raise AuditBypassRefused(
+            f"bulk {'UPDATE' if state.is_update else 'DELETE'} on {mapper.class_.__name__} would "
+            "escape the audit trail; change the objects through the session instead"
+        )
+
+
+def personal_tables() -> frozenset[str]:
+    return frozenset(
+        m.class_.__tablename__
+        for m in AuditEntry.registry.mappers
+        if issubclass(m.class_, Audited) and m.class_.__personal_data__
+    )
+
+
+def masked_for_oversight(entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    """Entries as an administrator may read them: personal data values hidden.
+
+    The stored entries (and their hashes) keep the real values; only this view hides them.
+    """
+    hidden = personal_tables()
+    rows = []
+    for entry in entries:
+        row = {c.key: getattr(entry, c.key) for c in AuditEntry.__table__.columns}
+        if entry.table_name in hidden:
+            for key in ("old_value", "new_value"):
+                if row[key] is not None:
+                    row[key] = PERSONAL_DATA_SHOWN_AS
+        rows.append(row)
+    return rows
 
 
 def _want_old_values(mapper: Mapper[Any], cls: type) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from dct_platform import policy
 from dct_platform.api.schemas import AuditEntrySchema, AuditQuerySchema, AuditVerificationSchema
-from dct_platform.audit import VerificationResult, verify_chain
+from dct_platform.audit import VerificationResult, masked_for_oversight, verify_chain
 from dct_platform.auth import api_actor
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry
@@ -22,8 +22,8 @@ class AuditEntries(MethodView):
     @blp.arguments(AuditQuerySchema, location="query")
     @blp.response(200, AuditEntrySchema(many=True))
     @blp.paginate()
-    def get(self, args: dict[str, Any], pagination_parameters: Any) -> list[AuditEntry]:
-        """Audit entries, newest first (administrators only)."""
+    def get(self, args: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
+        """Audit entries, newest first (administrators only; personal data values hidden)."""
         policy.require_role(api_actor(), Role.ADMIN)
         query = select(AuditEntry)
         if "table" in args:
@@ -34,9 +34,11 @@ class AuditEntries(MethodView):
             db.session.scalar(select(db.func.count()).select_from(query.subquery())) or 0
         )
         page, size = pagination_parameters.page, pagination_parameters.page_size
-        return list(
-            db.session.scalars(
-                query.order_by(AuditEntry.seq.desc()).offset((page - 1) * size).limit(size)
+        return masked_for_oversight(
+            list(
+                db.session.scalars(
+                    query.order_by(AuditEntry.seq.desc()).offset((page - 1) * size).limit(size)
+                )
             )
         )
 

@@ -17,9 +17,12 @@ class Timestamped:
 class Audited:
     """Marker: every insert, update and delete of this model writes audit entries.
 
-    `__audit_exclude__` names columns whose values must not be copied into the trail
-    (secrets such as password hashes are recorded as changed, never by value).
+    `__audit_exclude__` names columns left out of the trail; `__audit_redact__` columns whose
+    changes are recorded but never their values (secrets such as password hashes).
+    `__personal_data__` marks directly identifying data: its values are in the trail, but
+    shown only to those who may see the record itself.
     """
 
     __audit_exclude__: frozenset[str] = frozenset({"created_at", "updated_at"})
     __audit_redact__: frozenset[str] = frozenset()
+    __personal_data__: bool = False

@@ -54,6 +54,7 @@ class PatientIdentity(Audited, Timestamped, db.Model):
     """Directly identifying personal data, kept apart from the subject record."""
 
     __tablename__ = "patient_identities"
+    __personal_data__ = True
 
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
     given_name: Mapped[str] = mapped_column(String(100))

@@ -117,9 +117,25 @@ def set_password(
             "The password is not acceptable.", {"fields": {"password": problems}}
         )
     with audit.acting(session, actor, now, system=system):
-        user.password_hash = hash_password(password)
-        user.session_version += 1
-        user.updated_at = now
+        _replace_password(session, user, now, password, must_change=user.must_change_password)
+
+
+def _end_sessions(session: Session, user: User, now: datetime) -> None:
+    """Sign the user out everywhere: pages (session version) and API (bearer tokens)."""
+    user.session_version += 1
+    user.updated_at = now
+    for token in session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ):
+        token.revoked_at = now
+
+
+def _replace_password(
+    session: Session, user: User, now: datetime, password: str, *, must_change: bool
+) -> None:
+    user.password_hash = hash_password(password)
+    user.must_change_password = must_change
+    _end_sessions(session, user, now)
 
 
 def _check_may_create(actor: User | None, role: Role) -> None:
@@ -151,10 +167,7 @@ def change_own_password(
     if errors:
         raise ValidationFailed("The password was not changed; see details.", {"fields": errors})
     with audit.acting(session, user, now, "password changed by its owner"):
-        user.password_hash = hash_password(new)
-        user.must_change_password = False
-        user.session_version += 1
-        user.updated_at = now
+        _replace_password(session, user, now, new, must_change=False)
 
 
 def reset_password(session: Session, actor: User, now: datetime, user: User, reason: str) -> str:
@@ -165,10 +178,7 @@ def reset_password(session: Session, actor: User, now: datetime, user: User, rea
         )
     password = temporary_password()
     with audit.acting(session, actor, now, reason):
-        user.password_hash = hash_password(password)
-        user.must_change_password = True
-        user.session_version += 1
-        user.updated_at = now
+        _replace_password(session, user, now, password, must_change=True)
     return password
 
 
@@ -182,8 +192,7 @@ def set_enabled(
         raise Conflict("You cannot disable your own account.")
     with audit.acting(session, actor, now, reason):
         user.is_enabled = enabled
-        user.session_version += 1
-        user.updated_at = now
+        _end_sessions(session, user, now)
 
 
 def _check_throttle(
@@ -238,7 +247,12 @@ def authenticate(
     values: dict[str, object] = {"last_login_at": now}
     if needs_rehash(user.password_hash):
         values["password_hash"] = hash_password(password)
-    session.execute(update(User).where(User.id == user.id).values(**values))
+    session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(**values)
+        .execution_options(**{audit.EXEMPT: True})
+    )
     return user
 
 

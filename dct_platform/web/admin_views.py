@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
-from dct_platform.audit import verify_chain
+from dct_platform.audit import masked_for_oversight, verify_chain
 from dct_platform.errors import DomainError
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry, Site, Trial, User
@@ -36,8 +36,8 @@ def admin_home() -> str:
 @bp.get("/admin/audit")
 @roles_required(Role.ADMIN)
 def admin_audit() -> str:
-    entries = list(
-        db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(200))
+    entries = masked_for_oversight(
+        list(db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(200)))
     )
     return render_template(
         "admin/audit.html", entries=entries, verification=verify_chain(db.session)

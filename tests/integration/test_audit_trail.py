@@ -170,3 +170,41 @@ def test_nested_actions_in_one_transaction_keep_one_chain(app: Flask, world: Wor
             patient.timezone = "Europe/Paris"
         db.session.commit()
         assert verify_chain(db.session).ok
+
+
+def test_bulk_statements_cannot_bypass_the_trail(app: Flask, world: World) -> None:
+    from sqlalchemy import delete, update
+
+    from dct_platform.audit import AuditBypassRefused
+
+    with app.app_context():
+        with pytest.raises(AuditBypassRefused):
+            db.session.execute(update(Patient).values(status="withdrawn"))
+        with pytest.raises(AuditBypassRefused):
+            db.session.execute(delete(Patient))
+        db.session.rollback()
+        assert db.session.get(Patient, world.patients["anna"].id).status.value == "enrolled"
+
+
+def test_administrators_read_the_trail_without_personal_data(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    headers = token_for(client, "admin", world.password)
+    entries = client.get(
+        "/api/v1/audit/entries?table=patient_identities&page_size=100", headers=headers
+    )
+    assert entries.status_code == 200
+    body = entries.get_data(as_text=True)
+    assert "Secretname" not in body and "Hidden Street" not in body
+    assert "[personal data]" in body
+    from tests.support.clients import login
+
+    login(client, "admin", world.password)
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert "Secretname" not in page and "Chain verified" in page
+    # The site, which may see the record, reads the real values in its history.
+    site = app.test_client()
+    login(site, "coord_berlin", world.password)
+    assert "Secretname" in site.get(f"/site/patients/{world.patients['anna'].id}").get_data(
+        as_text=True
+    )

@@ -138,3 +138,22 @@ def test_behind_a_trusted_proxy_failures_count_per_real_client(
     with app.app_context():
         assert set(db.session.scalars(select(LoginFailure.remote_addr))) == {"203.0.113.7"}
         db.engine.dispose()
+
+
+def test_password_change_revokes_bearer_tokens(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    headers = {
+        "Authorization": "Bearer "
+        + client.post(
+            "/api/v1/auth/token", json={"username": "coord_berlin", "password": world.password}
+        ).get_json()["access_token"]
+    }
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    with app.app_context():
+        user = db.session.get(User, world.users["coord_berlin"].id)
+        accounts.change_own_password(
+            db.session, user, datetime.now(UTC), world.password, "another passphrase"
+        )
+        db.session.commit()
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
