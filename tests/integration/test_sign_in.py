@@ -137,6 +137,7 @@ def test_behind_a_trusted_proxy_failures_count_per_real_client(
         )
     with app.app_context():
         assert set(db.session.scalars(select(LoginFailure.remote_addr))) == {"203.0.113.7"}
+        db.session.remove()  # hand the connection back before the pool is closed
         db.engine.dispose()
 
 
