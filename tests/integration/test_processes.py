@@ -3,6 +3,7 @@ started twice by mistake."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -139,3 +140,54 @@ def test_audit_verify_through_flask_app_wsgi(database_url: str, tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr
     assert "audit chain intact: 0 entries verified" in result.stdout
+
+
+def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
+    """What `make demo` runs: migrate the embedded SQLite default, seed, serve."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k != "DATABASE_URL"
+    }
+    env.update(DCT_INSTANCE_PATH=str(tmp_path), SECRET_KEY="demo-test")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [DCT, "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                health = requests.get(f"{base}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()  # type: ignore[union-attr]
+                time.sleep(0.5)
+        assert health.status_code == 200
+        assert requests.get(f"{base}/api/v1/openapi.json", timeout=5).status_code == 200
+        assert requests.get(f"{base}/login", timeout=5).status_code == 200
+        assert (tmp_path / "dct.sqlite3").exists()
+        logins = json.loads((tmp_path / "demo-logins.json").read_text())
+        first_of_each = {row["role"]: row for row in reversed(logins)}
+        assert set(first_of_each) == {
+            "patient",
+            "nurse",
+            "site_staff",
+            "investigator",
+            "supply_manager",
+            "trial_manager",
+            "admin",
+        }
+        for row in first_of_each.values():
+            token = requests.post(
+                f"{base}/api/v1/auth/token",
+                timeout=10,
+                json={"username": row["username"], "password": row["password"]},
+            )
+            assert token.status_code == 201, row
+    finally:
+        output = _stop(proc)
+    assert "Demo logins" in output and "serving on" in output
