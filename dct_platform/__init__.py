@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dct_platform import extensions
+from dct_platform import extensions, sqlite_support
 from dct_platform.config import load_config
 from dct_platform.db_session import init_request_transactions
 from dct_platform.errors import register_error_handlers
@@ -29,6 +29,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     # Through the module: `dct_platform.api` is also the name of the API subpackage.
     extensions.db.init_app(app)
+    sqlite_support.init_app(app)
     extensions.csrf.init_app(app)
     extensions.login_manager.init_app(app)
 

@@ -37,7 +37,7 @@ class AuditContextMissing(RuntimeError):
 
 
 class AuditBypassRefused(RuntimeError):
-    """A bulk UPDATE or DELETE would change audited records without the flush listener."""
+    """A bulk statement would change audited records without the flush listener."""
 
 
 @dataclass(frozen=True)
@@ -204,13 +204,15 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _refuse_unaudited_bulk_changes(state: Any) -> None:
-    if not (state.is_update or state.is_delete) or state.execution_options.get(EXEMPT):
+    bulk = state.is_insert or state.is_update or state.is_delete
+    if not bulk or state.execution_options.get(EXEMPT):
         return
     mapper = state.bind_mapper
     if mapper is not None and issubclass(mapper.class_, Audited):
+        verb = "INSERT" if state.is_insert else "UPDATE" if state.is_update else "DELETE"
         raise AuditBypassRefused(
-            f"bulk {'UPDATE' if state.is_update else 'DELETE'} on {mapper.class_.__name__} would "
-            "escape the audit trail; change the objects through the session instead"
+            f"bulk {verb} on {mapper.class_.__name__} would escape the audit trail; "
+            "change the objects through the session instead"
         )
 
 

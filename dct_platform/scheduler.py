@@ -57,7 +57,7 @@ def slot_for(spec: JobSpec, now: datetime) -> str:
     return datetime.fromtimestamp(start, tz=now.tzinfo).isoformat()
 
 
-def _worker_name() -> str:
+def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -71,7 +71,7 @@ def run_job(app: Flask, job_id: str, now: datetime | None = None) -> bool:
         now = now or utcnow()
         session = db.session
         run = JobRun(
-            job_id=job_id, slot=slot_for(spec, now), claimed_by=_worker_name(), started_at=now
+            job_id=job_id, slot=slot_for(spec, now), claimed_by=worker_name(), started_at=now
         )
         session.add(run)
         try:

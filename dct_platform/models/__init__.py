@@ -2,6 +2,7 @@
 
 from dct_platform.models.audit import AuditChainHead, AuditEntry
 from dct_platform.models.jobs import JobRun
+from dct_platform.models.outbox import MailOutbox, OutboxStatus
 from dct_platform.models.patients import (
     Patient,
     PatientIdentity,
@@ -31,6 +32,8 @@ __all__ = [
     "AuditEntry",
     "JobRun",
     "LoginFailure",
+    "MailOutbox",
+    "OutboxStatus",
     "Patient",
     "PatientIdentity",
     "PatientSiteAssignment",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
@@ -10,7 +10,7 @@ from dct_platform import policy
 from dct_platform.audit import masked_for_oversight, verify_chain
 from dct_platform.errors import DomainError
 from dct_platform.extensions import db
-from dct_platform.models import AuditEntry, Site, Trial, User
+from dct_platform.models import AuditEntry, MailOutbox, OutboxStatus, Site, Trial, User
 from dct_platform.models.users import Role
 from dct_platform.services import accounts
 from dct_platform.timeutil import utcnow
@@ -30,7 +30,12 @@ def admin_home() -> str:
             .order_by(User.role, User.username)
         )
     )
-    return render_template("admin/home.html", users=users)
+    mail = dict(
+        db.session.execute(
+            select(MailOutbox.status, func.count()).group_by(MailOutbox.status)
+        ).all()
+    )
+    return render_template("admin/home.html", users=users, mail=mail, statuses=list(OutboxStatus))
 
 
 @bp.get("/admin/audit")

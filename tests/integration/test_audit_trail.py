@@ -173,7 +173,7 @@ def test_nested_actions_in_one_transaction_keep_one_chain(app: Flask, world: Wor
 
 
 def test_bulk_statements_cannot_bypass_the_trail(app: Flask, world: World) -> None:
-    from sqlalchemy import delete, update
+    from sqlalchemy import delete, insert, update
 
     from dct_platform.audit import AuditBypassRefused
 
@@ -182,6 +182,8 @@ def test_bulk_statements_cannot_bypass_the_trail(app: Flask, world: World) -> No
             db.session.execute(update(Patient).values(status="withdrawn"))
         with pytest.raises(AuditBypassRefused):
             db.session.execute(delete(Patient))
+        with pytest.raises(AuditBypassRefused):
+            db.session.execute(insert(Patient), [{"subject_number": "X"}])
         db.session.rollback()
         assert db.session.get(Patient, world.patients["anna"].id).status.value == "enrolled"
 

@@ -92,7 +92,7 @@ def test_a_second_scheduler_process_does_no_harm(
         while time.monotonic() < deadline:
             with app.app_context():
                 runs = db.session.scalars(
-                    select(JobRun).where(JobRun.job_id == "core.auth-housekeeping")
+                    select(JobRun).where(JobRun.job_id == "core.housekeeping")
                 ).all()
                 db.session.remove()
             if runs and runs[0].finished_at is not None:
@@ -103,9 +103,7 @@ def test_a_second_scheduler_process_does_no_harm(
     finally:
         outputs = [_stop(p) for p in procs]
     with app.app_context():
-        runs = db.session.scalars(
-            select(JobRun).where(JobRun.job_id == "core.auth-housekeeping")
-        ).all()
+        runs = db.session.scalars(select(JobRun).where(JobRun.job_id == "core.housekeeping")).all()
     assert len(runs) == 1 and runs[0].outcome.startswith("removed")
     combined = "\n".join(outputs)
     assert combined.count("scheduler running") == 2

@@ -120,3 +120,22 @@ def test_concurrent_audited_transactions_keep_one_valid_chain(app: Flask, world:
             .where(AuditEntry.field == "preferred_language", AuditEntry.action == "update")
         )
         assert changes == 45
+
+
+def test_foreign_keys_hold_on_every_database(app: Flask, world: World) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from dct_platform import audit
+    from dct_platform.models import PatientSiteAssignment
+
+    with app.app_context():
+        actor = db.session.get(User, world.users["admin"].id)
+        with pytest.raises(IntegrityError), audit.acting(db.session, actor, datetime.now(UTC)):
+            db.session.add(
+                PatientSiteAssignment(
+                    patient_id=world.patients["anna"].id,
+                    site_id=999_999,
+                    valid_from=datetime.now(UTC),
+                )
+            )
+        db.session.rollback()

@@ -69,11 +69,11 @@ def test_core_housekeeping_job_purges_old_failures(app: Flask) -> None:
             ]
         )
         db.session.commit()
-    assert run_job(app, "core.auth-housekeeping", T0) is True
+    assert run_job(app, "core.housekeeping", T0) is True
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(LoginFailure)) == 1
 
 
 def test_scheduler_has_every_registered_job(app: Flask) -> None:
     scheduler = build_scheduler(app, blocking=False)
-    assert "core.auth-housekeeping" in {job.id for job in scheduler.get_jobs()}
+    assert "core.housekeeping" in {job.id for job in scheduler.get_jobs()}

@@ -104,10 +104,15 @@ class LoopbackSMTPServer:
     """
 
     def __init__(
-        self, *, reject: Iterable[str] = (), credentials: tuple[str, str] | None = None
+        self,
+        *,
+        reject: Iterable[str] = (),
+        credentials: tuple[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.host = HOST
         self.port = 0
+        self._fixed_port = port  # to bring a server "back up" where clients expect it
         self._handler = _RecordingHandler(reject)
         self._credentials = credentials
         self._controller: Controller | None = None
@@ -115,7 +120,7 @@ class LoopbackSMTPServer:
     def start(self) -> LoopbackSMTPServer:
         # Another process may grab the port between free_port() and the bind; try again.
         for attempt in range(5):
-            port = free_port(self.host)
+            port = self._fixed_port or free_port(self.host)
             controller = self._make_controller(port)
             try:
                 controller.start()

@@ -1,0 +1,43 @@
+"""Make SQLite, the embedded default, keep the same guarantees as PostgreSQL.
+
+Python's sqlite3 driver opens transactions lazily and never around SAVEPOINT, which breaks
+nested transactions (a savepoint release would commit), and SQLite leaves foreign keys
+unchecked unless asked. These hooks follow SQLAlchemy's documented recipe: the driver's own
+transaction handling is switched off and SQLAlchemy emits BEGIN itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from dct_platform.extensions import db
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Readers do not block the writer (the scheduler and requests share the file).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def configure(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        for engine in db.engines.values():
+            configure(engine)
