@@ -13,11 +13,22 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from marshmallow import Schema, fields
 from marshmallow import ValidationError as SchemaValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+
+class ErrorSchema(Schema):
+    status = fields.Integer(required=True, metadata={"description": "HTTP status"})
+    code = fields.String(required=True, metadata={"description": "Machine-readable error code"})
+    message = fields.String(required=True, metadata={"description": "What went wrong, for people"})
+    details = fields.Dict(metadata={"description": "Per-field messages under `fields`, and more"})
+
+
+_error_schema = ErrorSchema()
 
 
 class DomainError(Exception):
@@ -87,7 +98,8 @@ def error_body(
 ) -> dict[str, Any]:
     # str() turns lazily translated messages into text in the request's language.
     plain = json.loads(json.dumps(details or {}, default=str))
-    return {"status": status, "code": code, "message": str(message), "details": plain}
+    body = {"status": status, "code": code, "message": str(message), "details": plain}
+    return _error_schema.dump(body)
 
 
 def error_response(

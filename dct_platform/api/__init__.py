@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from flask import Flask, request
 from flask_smorest import Blueprint
 
-from dct_platform.api.schemas import ErrorSchema
 from dct_platform.auth import api_actor
+from dct_platform.errors import ErrorSchema
 from dct_platform.extensions import PlatformApi, csrf
 
 API_PREFIX = "/api/v1"

@@ -14,13 +14,6 @@ UtcDateTime = fields.AwareDateTime
 _tz = {"default_timezone": UTC}
 
 
-class ErrorSchema(Schema):
-    status = fields.Integer(required=True, metadata={"description": "HTTP status"})
-    code = fields.String(required=True, metadata={"description": "Machine-readable error code"})
-    message = fields.String(required=True, metadata={"description": "What went wrong, for people"})
-    details = fields.Dict(metadata={"description": "Per-field messages under `fields`, and more"})
-
-
 class HealthSchema(Schema):
     status = fields.String(required=True)
     database = fields.String(required=True)
