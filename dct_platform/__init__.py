@@ -61,6 +61,8 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if app.config["SESSION_COOKIE_SECURE"]:  # served over HTTPS: keep browsers on it
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",

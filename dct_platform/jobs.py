@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from dct_platform import outbox
-from dct_platform.mail import MailSettings
-from dct_platform.models import JobRun
+from dct_platform.audit import verify_chain
+from dct_platform.mail import MailSettings, OutgoingMail
+from dct_platform.models import JobRun, User
+from dct_platform.models.users import Role
 from dct_platform.scheduler import register_job, worker_name
 from dct_platform.services.accounts import purge_stale_auth_records
 
 JOB_HISTORY = timedelta(days=30)
+AUDIT_JOB = "core.audit-verify"
+AUDIT_INTACT = "intact:"
+AUDIT_BROKEN = "BROKEN at entry"
+log = logging.getLogger(__name__)
 
 
 def housekeeping(session: Session, now: datetime) -> str:
@@ -29,6 +36,33 @@ def deliver_mail(session: Session, now: datetime) -> str:
     return str(outbox.deliver_due(session, now, settings, worker_name()))
 
 
+def verify_audit_trail(session: Session, now: datetime) -> str:
+    """Recompute the whole chain daily; a broken link alerts every administrator by mail,
+    once per broken entry."""
+    result = verify_chain(session)
+    if result.ok:
+        return f"{AUDIT_INTACT} {result.checked} entries"
+    outcome = f"{AUDIT_BROKEN} {result.broken_seq}: {result.problem}"
+    log.error("audit chain %s", outcome)
+    admins = session.scalars(
+        select(User.email).where(User.role == Role.ADMIN, User.is_enabled, User.email.is_not(None))
+    ).all()
+    if admins:
+        outbox.enqueue(
+            session,
+            now,
+            OutgoingMail(
+                to=list(admins),
+                subject="Audit trail verification failed",
+                text=f"The audit trail's hash chain does not verify: {outcome}.\n"
+                "Run `dct audit verify` and investigate before relying on the trail.",
+            ),
+            dedup_key=f"audit-chain-broken:{result.broken_seq}",
+        )
+    return outcome
+
+
 def init_app(app: Flask) -> None:
     register_job(app, "core.housekeeping", housekeeping, every=timedelta(hours=1))
+    register_job(app, AUDIT_JOB, verify_audit_trail, every=timedelta(hours=24))
     register_job(app, "core.mail-outbox", deliver_mail, every=timedelta(minutes=1))

@@ -203,10 +203,39 @@ def test_administrators_read_the_trail_without_personal_data(
 
     login(client, "admin", world.password)
     page = client.get("/admin/audit").get_data(as_text=True)
-    assert "Secretname" not in page and "Chain verified" in page
+    assert "Secretname" not in page and "[personal data]" in page
     # The site, which may see the record, reads the real values in its history.
     site = app.test_client()
     login(site, "coord_berlin", world.password)
     assert "Secretname" in site.get(f"/site/patients/{world.patients['anna'].id}").get_data(
         as_text=True
     )
+
+
+def test_daily_verification_alerts_administrators_once(app: Flask, world: World) -> None:
+    from datetime import timedelta
+
+    from dct_platform.models import MailOutbox
+    from dct_platform.scheduler import run_job
+    from tests.support.clients import login, submit
+
+    client = app.test_client()
+    login(client, "admin", world.password)
+    assert "has not run yet" in client.get("/admin/audit").get_data(as_text=True)
+    day = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)
+    assert run_job(app, "core.audit-verify", day)
+    assert "intact:" in client.get("/admin/audit").get_data(as_text=True)
+
+    with app.app_context():
+        _tamper("UPDATE audit_entries SET reason = 'hidden' WHERE seq = 7")
+    assert run_job(app, "core.audit-verify", day + timedelta(days=1))
+    assert run_job(app, "core.audit-verify", day + timedelta(days=2))
+    with app.app_context():
+        alerts = db.session.scalars(select(MailOutbox)).all()
+        assert len(alerts) == 1 and "admin@example.org" in alerts[0].recipients
+        assert "BROKEN at entry 7" in alerts[0].text_body
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert "BROKEN at entry 7" in page and "flash-error" in page
+    now = submit(client, "/admin/audit", "/admin/audit/verify", {})
+    assert now.status_code == 302
+    assert "Chain broken at entry 7" in client.get("/admin/audit").get_data(as_text=True)

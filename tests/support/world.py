@@ -89,7 +89,7 @@ def build_world(session: Session, now: datetime) -> World:
     user("nurse", Role.NURSE)
     user("supply", Role.SUPPLY_MANAGER, trials=[trial])
     user("manager", Role.TRIAL_MANAGER, trials=[trial])
-    user("admin", Role.ADMIN)
+    user("admin", Role.ADMIN, email="admin@example.org")
     for key, site, tz in (("anna", berlin, "Europe/Berlin"), ("kenji", tokyo, "Asia/Tokyo")):
         account = user(key, Role.PATIENT, timezone=tz)
         world.patients[key] = patient_service.enroll_patient(
