@@ -10,7 +10,10 @@ from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
 from dct_platform.models.users import Role
 
+# Output times: aware, in UTC. Input times must use `InputDateTime`, which refuses values
+# without an offset instead of guessing their zone.
 UtcDateTime = fields.AwareDateTime
+InputDateTime = fields.AwareDateTime
 _tz = {"default_timezone": UTC}
 
 

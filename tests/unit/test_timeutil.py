@@ -38,3 +38,16 @@ def test_local_display_follows_dst() -> None:
 def test_timezone_names_are_checked() -> None:
     assert is_valid_timezone("Europe/Berlin")
     assert not is_valid_timezone("Europe/Atlantis")
+
+
+def test_api_input_times_without_offset_are_refused() -> None:
+    from marshmallow import Schema, ValidationError
+
+    from dct_platform.api.schemas import InputDateTime
+
+    class Reading(Schema):
+        at = InputDateTime(required=True)
+
+    assert Reading().load({"at": "2026-03-10T09:30:00+01:00"})["at"].utcoffset() is not None
+    with pytest.raises(ValidationError):
+        Reading().load({"at": "2026-03-10T09:30:00"})
