@@ -59,6 +59,12 @@ class UserCreateSchema(Schema):
     trial_ids = fields.List(fields.Integer(), load_default=list)
 
 
+class UserAccessSchema(Schema):
+    site_ids = fields.List(fields.Integer(), load_default=list)
+    trial_ids = fields.List(fields.Integer(), load_default=list)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
 class TokenSchema(Schema):
     access_token = fields.String(required=True)
     token_type = fields.String(required=True)

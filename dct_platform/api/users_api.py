@@ -7,13 +7,13 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from dct_platform import policy
-from dct_platform.api.schemas import UserCreateSchema, UserSchema
+from dct_platform.api.schemas import UserAccessSchema, UserCreateSchema, UserSchema
 from dct_platform.auth import api_actor
 from dct_platform.errors import ValidationFailed
 from dct_platform.extensions import db
 from dct_platform.models import Site, Trial, User
 from dct_platform.models.users import Role
-from dct_platform.services.accounts import create_user
+from dct_platform.services.accounts import create_user, set_access
 from dct_platform.timeutil import utcnow
 
 blp = Blueprint(
@@ -69,3 +69,26 @@ class Users(MethodView):
             sites=_all(Site, body["site_ids"], "site_ids"),
             trials=_all(Trial, body["trial_ids"], "trial_ids"),
         )
+
+
+@blp.route("/users/<int:user_id>/access")
+class UserAccess(MethodView):
+    @blp.arguments(UserAccessSchema)
+    @blp.response(200, UserSchema)
+    @blp.alt_response(403, description="Administrators only")
+    @blp.alt_response(409, description="The user is principal investigator of a site removed")
+    def put(self, body: dict[str, Any], user_id: int) -> User:
+        """Replace the sites or trials an account works on (administrators only)."""
+        actor = api_actor()
+        policy.require_role(actor, Role.ADMIN)
+        user = policy.get_visible(db.session, actor, User, user_id)
+        set_access(
+            db.session,
+            actor,
+            utcnow(),
+            user,
+            sites=_all(Site, body["site_ids"], "site_ids"),
+            trials=_all(Trial, body["trial_ids"], "trial_ids"),
+            reason=body["reason"],
+        )
+        return user

@@ -61,7 +61,7 @@ class User(UserMixin, Audited, Timestamped, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     site_memberships: Mapped[list[SiteMembership]] = relationship(
-        back_populates="user", cascade="all, delete-orphan"
+        back_populates="user", cascade="all, delete-orphan", order_by="SiteMembership.site_id"
     )
     trial_access: Mapped[list[TrialAccess]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from dct_platform import audit
+from dct_platform import audit, policy
 from dct_platform.errors import (
     Conflict,
     Forbidden,
@@ -193,6 +193,58 @@ def set_enabled(
     with audit.acting(session, actor, now, reason):
         user.is_enabled = enabled
         _end_sessions(session, user, now)
+
+
+def set_access(
+    session: Session,
+    actor: User,
+    now: datetime,
+    user: User,
+    *,
+    sites: Iterable[Site],
+    trials: Iterable[Trial],
+    reason: str,
+) -> None:
+    """Replace the sites (site roles) or trials (trial roles) an account works on.
+
+    Scope follows at once: the policy reads memberships on every request.
+    """
+    policy.require_role(actor, Role.ADMIN)
+    sites, trials = list(sites), list(trials)
+    errors: dict[str, list[str]] = {}
+    if not reason.strip():
+        errors["reason"] = ["required"]
+    if sites and user.role not in SITE_ROLES:
+        errors["site_ids"] = ["Only site staff and investigators belong to sites."]
+    if trials and user.role not in TRIAL_ROLES:
+        errors["trial_ids"] = ["Only trial and supply managers are given whole trials."]
+    if errors:
+        raise ValidationFailed("Access was not changed; see details.", {"fields": errors})
+    wanted_sites = {s.id for s in sites}
+    led = session.scalars(
+        select(Site.site_number).where(
+            Site.principal_investigator_id == user.id, Site.id.not_in(wanted_sites)
+        )
+    ).all()
+    if led:
+        raise Conflict(
+            f"{user.username} is principal investigator of {', '.join(led)}; "
+            "appoint another investigator there first."
+        )
+    wanted_trials = {t.id for t in trials}
+    with audit.acting(session, actor, now, reason):
+        for membership in list(user.site_memberships):
+            if membership.site_id not in wanted_sites:
+                session.delete(membership)
+        for site_id in wanted_sites - user.site_ids:
+            session.add(SiteMembership(user_id=user.id, site_id=site_id))
+        for access in list(user.trial_access):
+            if access.trial_id not in wanted_trials:
+                session.delete(access)
+        for trial_id in wanted_trials - user.trial_ids:
+            session.add(TrialAccess(user_id=user.id, trial_id=trial_id))
+        user.updated_at = now
+    session.expire(user, ["site_memberships", "trial_access"])
 
 
 def _check_throttle(

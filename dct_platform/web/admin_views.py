@@ -12,12 +12,12 @@ from dct_platform.errors import DomainError
 from dct_platform.extensions import db
 from dct_platform.jobs import AUDIT_INTACT, AUDIT_JOB
 from dct_platform.models import AuditEntry, JobRun, MailOutbox, OutboxStatus, Site, Trial, User
-from dct_platform.models.users import Role
+from dct_platform.models.users import SITE_ROLES, TRIAL_ROLES, Role
 from dct_platform.services import accounts
 from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
 from dct_platform.web.form_errors import show_domain_error
-from dct_platform.web.forms import ReasonForm, UserForm
+from dct_platform.web.forms import AccessForm, ReasonForm, UserForm
 from dct_platform.web.guards import roles_required
 
 
@@ -130,7 +130,64 @@ def _show_once(user: User, password: str) -> Response:
 @roles_required(Role.ADMIN)
 def admin_user(user_id: int) -> str:
     user = policy.get_visible(db.session, current_user, User, user_id)
-    return render_template("admin/user.html", user=user, form=ReasonForm(formdata=None))
+    return _render_user(user)
+
+
+def _access_form(user: User, formdata: bool) -> AccessForm:
+    form = AccessForm() if formdata else AccessForm(formdata=None)
+    form.site_ids.choices = [
+        SelectChoice(str(s.id), f"{s.site_number}: {s.name}")
+        for s in db.session.scalars(select(Site).order_by(Site.site_number))
+    ]
+    form.trial_ids.choices = [
+        SelectChoice(str(t.id), t.protocol_number)
+        for t in db.session.scalars(select(Trial).order_by(Trial.protocol_number))
+    ]
+    if not formdata:
+        form.site_ids.data = sorted(user.site_ids)
+        form.trial_ids.data = sorted(user.trial_ids)
+    return form
+
+
+def _render_user(
+    user: User, form: ReasonForm | None = None, access: AccessForm | None = None
+) -> str:
+    return render_template(
+        "admin/user.html",
+        user=user,
+        form=form or ReasonForm(formdata=None),
+        access=access or _access_form(user, formdata=False),
+        site_roles=SITE_ROLES,
+        trial_roles=TRIAL_ROLES,
+    )
+
+
+@bp.post("/admin/users/<int:user_id>/access")
+@roles_required(Role.ADMIN)
+def admin_user_access(user_id: int) -> Response | tuple[str, int]:
+    user = policy.get_visible(db.session, current_user, User, user_id)
+    access = _access_form(user, formdata=True)
+    if access.validate_on_submit():
+        try:
+            accounts.set_access(
+                db.session,
+                current_user,
+                utcnow(),
+                user,
+                sites=db.session.scalars(
+                    select(Site).where(Site.id.in_(access.site_ids.data or []))
+                ),
+                trials=db.session.scalars(
+                    select(Trial).where(Trial.id.in_(access.trial_ids.data or []))
+                ),
+                reason=access.reason.data or "",
+            )
+        except DomainError as exc:
+            show_domain_error(access, exc)
+        else:
+            flash(f"Access of {user.username} changed.", "success")
+            return redirect(url_for("web.admin_user", user_id=user.id))
+    return _render_user(user, access=access), 422
 
 
 @bp.post("/admin/users/<int:user_id>/<any(disable, enable, reset):action>")
@@ -153,4 +210,4 @@ def admin_user_action(user_id: int, action: str) -> Response | tuple[str, int]:
                 f"{user.username} is {'enabled' if action == 'enable' else 'disabled'}.", "success"
             )
             return redirect(url_for("web.admin_user", user_id=user.id))
-    return render_template("admin/user.html", user=user, form=form), 422
+    return _render_user(user, form=form), 422

@@ -119,5 +119,11 @@ class UserForm(FlaskForm):
     trial_ids = SelectMultipleField("Trials (trial and supply managers)", coerce=int)
 
 
+class AccessForm(FlaskForm):
+    site_ids = SelectMultipleField("Sites", coerce=int)
+    trial_ids = SelectMultipleField("Trials", coerce=int)
+    reason = TextAreaField("Reason", validators=[DataRequired(message="Say why."), Length(max=500)])
+
+
 class ReasonForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[DataRequired(message="Say why."), Length(max=500)])

@@ -136,3 +136,66 @@ def test_only_admins_reach_account_administration(client: FlaskClient, world: Wo
     login(client, "coord_berlin", world.password)
     assert client.get("/admin/users/new").status_code == 403
     assert client.get(f"/admin/users/{world.users['nurse'].id}").status_code == 403
+
+
+def test_moving_a_coordinator_to_another_site_moves_their_scope(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    from tests.support.clients import token_for
+
+    admin = token_for(client, "admin", world.password)
+    coord = token_for(client, "coord_tokyo", world.password)
+    user_id = world.users["coord_tokyo"].id
+    assert [
+        p["subject_number"] for p in client.get("/api/v1/patients", headers=coord).get_json()
+    ] == ["T1-kenji"]
+    no_reason = client.put(
+        f"/api/v1/users/{user_id}/access", headers=admin, json={"site_ids": [world.berlin.id]}
+    )
+    assert no_reason.status_code == 422
+    moved = client.put(
+        f"/api/v1/users/{user_id}/access",
+        headers=admin,
+        json={"site_ids": [world.berlin.id], "reason": "Covers Berlin from today"},
+    )
+    assert moved.status_code == 200 and moved.get_json()["site_ids"] == [world.berlin.id]
+    assert [
+        p["subject_number"] for p in client.get("/api/v1/patients", headers=coord).get_json()
+    ] == ["B1-anna"]
+    with app.app_context():
+        from dct_platform.models import AuditEntry
+
+        entries = db.session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.table_name == "site_memberships",
+                AuditEntry.reason == "Covers Berlin from today",
+            )
+        ).all()
+        assert {e.action for e in entries} == {"create", "delete"}
+    manager = token_for(client, "manager", world.password)
+    assert (
+        client.put(
+            f"/api/v1/users/{user_id}/access", headers=manager, json={"site_ids": [], "reason": "x"}
+        ).status_code
+        == 403
+    )
+
+
+def test_a_principal_investigator_keeps_their_site_until_replaced(
+    client: FlaskClient, world: World
+) -> None:
+    login(client, "admin", world.password)
+    page = f"/admin/users/{world.users['pi_berlin'].id}"
+    response = submit(
+        client, page, f"{page}/access", {"site_ids": [str(world.tokyo.id)], "reason": "move"}
+    )
+    assert response.status_code == 422
+    assert "principal investigator of B1" in response.get_data(as_text=True)
+    ok = submit(
+        client,
+        page,
+        f"{page}/access",
+        {"site_ids": [str(world.berlin.id), str(world.tokyo.id)], "reason": "Also covers Tokyo"},
+    )
+    assert ok.status_code == 302
+    assert "B1 T1" in client.get(page).get_data(as_text=True)
