@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from dct_platform.errors import NotFound
@@ -23,7 +23,8 @@ class Responsibility:
     investigator_id: int | None
 
 
-def _covers(model: type, at: datetime):
+def _covers(model: type, at: datetime) -> ColumnElement[bool]:
+    # Periods are half-open, [valid_from, valid_to), so a hand-over instant has one owner.
     return and_(model.valid_from <= at, or_(model.valid_to.is_(None), model.valid_to > at))
 
 

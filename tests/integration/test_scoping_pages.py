@@ -116,7 +116,11 @@ def test_identity_correction_without_reason_shows_inline_error(
         assert db.session.get(PatientIdentity, anna).given_name == "Annie"
     history = client.get(page).get_data(as_text=True)
     row = history[history.index('data-testid="change-history"') :]
-    assert "update patient identities: given name" in row and "Typo at enrolment" in row and "coord_berlin" in row
+    assert (
+        "update patient identities: given name" in row
+        and "Typo at enrolment" in row
+        and "coord_berlin" in row
+    )
 
 
 def test_transfer_through_the_page(app: Flask, client: FlaskClient, world: World) -> None:
