@@ -39,6 +39,7 @@ class DemoSite:
     timezone: str
     language: str
     city: str
+    phone: str
     given: tuple[str, ...]
     family: tuple[str, ...]
 
@@ -51,6 +52,7 @@ SITES = (
         "Europe/Berlin",
         "de",
         "Berlin",
+        "+49 30 5550 1010",
         ("Anna", "Lukas", "Marie", "Jonas", "Lea", "Felix", "Sophie", "Paul", "Emma", "Ben"),
         ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Wagner", "Becker", "Hoffmann"),
     ),
@@ -61,6 +63,7 @@ SITES = (
         "America/New_York",
         "en",
         "New York",
+        "+1 212 555 0120",
         ("James", "Olivia", "Noah", "Ava", "Liam", "Mia", "Ethan", "Harper", "Lucas", "Ella"),
         ("Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez"),
     ),
@@ -71,6 +74,7 @@ SITES = (
         "Asia/Tokyo",
         "ja",
         "Tokyo",
+        "+81 3 5550 0130",
         ("Haruto", "Yui", "Sota", "Hina", "Yuto", "Mei", "Riku", "Sakura", "Kaito", "Aoi"),
         ("Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito", "Yamamoto", "Nakamura"),
     ),
@@ -165,6 +169,8 @@ class _Seeder:
                     name=spec.name,
                     country=spec.country,
                     timezone=spec.timezone,
+                    phone=spec.phone,
+                    email=f"study.{spec.number.lower()}@demo.dct.invalid",
                     system=SYSTEM,
                 )
             sites.append(site)

@@ -94,6 +94,8 @@ class SiteCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     country = fields.String(required=True)
     timezone = fields.String(required=True)
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    email = fields.Email(load_default=None, allow_none=True)
 
 
 class InvestigatorAppointmentSchema(Schema):
@@ -108,6 +110,8 @@ class SiteSchema(Schema):
     name = fields.String()
     country = fields.String()
     timezone = fields.String()
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
     principal_investigator = fields.Function(
         lambda s: s.principal_investigator.display_name if s.principal_investigator else None
     )

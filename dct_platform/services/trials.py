@@ -80,6 +80,8 @@ def create_site(
     name: str,
     country: str,
     timezone: str,
+    phone: str | None = None,
+    email: str | None = None,
     system: str | None = None,
 ) -> Site:
     _require_admin(actor, system)
@@ -103,6 +105,8 @@ def create_site(
             name=name,
             country=country,
             timezone=timezone,
+            phone=phone,
+            email=email,
             created_at=now,
             updated_at=now,
         )

@@ -88,3 +88,9 @@ def test_catalogues_are_complete_and_compiled() -> None:
     finally:
         sys.path.pop(0)
     assert translations.problems() == []
+
+
+def test_patient_home_offers_a_one_tap_call_to_the_site(client: FlaskClient, world: World) -> None:
+    login(client, "anna", world.password)
+    html = client.get("/portal/").get_data(as_text=True)
+    assert 'href="tel:+49301234567"' in html and "Call +49 30 1234 567" in html

@@ -38,9 +38,10 @@ def test_admin_sets_up_a_trial_with_a_site_and_pi(
             "name": "Boston",
             "country": "US",
             "timezone": "America/New_York",
+            "phone": "+1 617 555 0100",
         },
     )
-    assert site.status_code == 201
+    assert site.status_code == 201 and site.get_json()["phone"] == "+1 617 555 0100"
     site_id = site.get_json()["id"]
 
     pi = world.users["pi_berlin"].id

@@ -50,6 +50,7 @@ def build_world(session: Session, now: datetime) -> World:
         name="Berlin",
         country="DE",
         timezone="Europe/Berlin",
+        phone="+49 30 1234 567",
         system=SYSTEM,
     )
     tokyo = trials.create_site(
