@@ -63,6 +63,7 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
         "PERMANENT_SESSION_LIFETIME": int(env.get("SESSION_LIFETIME_SECONDS", "3600")),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(8 * 1024 * 1024))),
+        "AUDIT_PAGE_SIZE": int(env.get("AUDIT_PAGE_SIZE", "200")),
         "API_TOKEN_TTL_SECONDS": int(env.get("API_TOKEN_TTL_SECONDS", str(12 * 3600))),
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("LOGIN_FAILURE_WINDOW_SECONDS", "900")),

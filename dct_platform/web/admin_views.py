@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -42,9 +42,20 @@ def admin_home() -> str:
 @bp.get("/admin/audit")
 @roles_required(Role.ADMIN)
 def admin_audit() -> str:
-    entries = masked_for_oversight(
-        list(db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(200)))
-    )
+    table = request.args.get("table", "").strip()
+    record = request.args.get("record", "").strip()
+    before = request.args.get("before", type=int)
+    page_size = current_app.config["AUDIT_PAGE_SIZE"]
+    query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(page_size)
+    if table:
+        query = query.where(AuditEntry.table_name == table)
+    if record:
+        query = query.where(AuditEntry.record_id == record)
+    if before:
+        query = query.where(AuditEntry.seq < before)
+    entries = masked_for_oversight(list(db.session.scalars(query)))
+    older = entries[-1]["seq"] if len(entries) == page_size else None
+    tables = sorted(db.session.scalars(select(AuditEntry.table_name).distinct()))
     last_check = db.session.scalar(
         select(JobRun)
         .where(JobRun.job_id == AUDIT_JOB, JobRun.finished_at.is_not(None))
@@ -52,7 +63,14 @@ def admin_audit() -> str:
         .limit(1)
     )
     return render_template(
-        "admin/audit.html", entries=entries, last_check=last_check, intact=AUDIT_INTACT
+        "admin/audit.html",
+        entries=entries,
+        last_check=last_check,
+        intact=AUDIT_INTACT,
+        tables=tables,
+        table=table,
+        record=record,
+        older=older,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -239,3 +240,18 @@ def test_daily_verification_alerts_administrators_once(app: Flask, world: World)
     now = submit(client, "/admin/audit", "/admin/audit/verify", {})
     assert now.status_code == 302
     assert "Chain broken at entry 7" in client.get("/admin/audit").get_data(as_text=True)
+
+
+def test_administrators_filter_and_page_through_the_trail(app: Flask, world: World) -> None:
+    from tests.support.clients import login
+
+    app.config["AUDIT_PAGE_SIZE"] = 50
+    client = app.test_client()
+    login(client, "admin", world.password)
+    kenji = world.patients["kenji"].id
+    html = client.get(f"/admin/audit?table=patients&record={kenji}").get_data(as_text=True)
+    assert "T1-kenji" in html and "B1-anna" not in html
+    first = client.get("/admin/audit").get_data(as_text=True)
+    assert "Older entries" in first  # the world writes more than one page
+    older = re.search(r'href="(/admin/audit\?before=\d+)"', first).group(1)
+    assert client.get(older).status_code == 200
