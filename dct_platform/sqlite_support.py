@@ -3,7 +3,8 @@
 Python's sqlite3 driver opens transactions lazily and never around SAVEPOINT, which breaks
 nested transactions (a savepoint release would commit), and SQLite leaves foreign keys
 unchecked unless asked. These hooks follow SQLAlchemy's documented recipe: the driver's own
-transaction handling is switched off and SQLAlchemy emits BEGIN itself.
+transaction handling is switched off and SQLAlchemy emits BEGIN itself. SQLite has one
+writer at a time; transactions queue for it rather than fail.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
+    # timeout. A deferred transaction that reads, then writes after another commit, fails at
+    # once with "database is locked" instead of waiting.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def configure(engine: Engine) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -14,7 +13,6 @@ from dct_platform.extensions import db
 from dct_platform.mail import MailSettings, OutgoingMail
 from dct_platform.models import MailOutbox, OutboxStatus
 from dct_platform.scheduler import run_job
-from tests.support.database import is_postgres
 from tests.support.smtp import LoopbackSMTPServer, free_port
 from tests.support.world import World
 
@@ -139,7 +137,6 @@ def test_a_stale_claim_is_released_for_another_attempt(
         assert (report.released, report.sent) == (1, 1)
 
 
-@pytest.mark.skipif(not is_postgres(), reason="concurrent workers need a server database")
 def test_two_workers_at_once_send_each_mail_once(
     app: Flask, smtp_server: LoopbackSMTPServer
 ) -> None:

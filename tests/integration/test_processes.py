@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -179,13 +180,19 @@ def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
             "trial_manager",
             "admin",
         }
-        for row in first_of_each.values():
-            token = requests.post(
+
+        # All roles at once, while the in-process scheduler runs its first jobs: the
+        # embedded database must queue concurrent writers, never answer 503.
+        def token(row: dict[str, str]) -> int:
+            return requests.post(
                 f"{base}/api/v1/auth/token",
-                timeout=10,
+                timeout=30,
                 json={"username": row["username"], "password": row["password"]},
-            )
-            assert token.status_code == 201, row
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=7) as pool:
+            codes = list(pool.map(token, first_of_each.values()))
+        assert codes == [201] * 7
     finally:
         output = _stop(proc)
     assert "Demo logins" in output and "serving on" in output

@@ -18,7 +18,6 @@ from dct_platform.models import AuditEntry, Patient, User
 from dct_platform.services import patients as service
 from tests.conftest import make_app
 from tests.support.clients import token_for
-from tests.support.database import is_postgres
 from tests.support.world import World
 
 GARBAGE_BODIES = [
@@ -83,7 +82,6 @@ def test_healthz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None
     assert response.get_json()["database"] == "unreachable"
 
 
-@pytest.mark.skipif(not is_postgres(), reason="concurrent writers need a server database")
 def test_concurrent_audited_transactions_keep_one_valid_chain(app: Flask, world: World) -> None:
     errors: list[BaseException] = []
 
