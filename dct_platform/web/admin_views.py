@@ -168,12 +168,17 @@ def _access_form(user: User, formdata: bool) -> AccessForm:
 
 
 def _render_user(
-    user: User, form: ReasonForm | None = None, access: AccessForm | None = None
+    user: User,
+    form: ReasonForm | None = None,
+    access: AccessForm | None = None,
+    reset: ReasonForm | None = None,
 ) -> str:
     return render_template(
         "admin/user.html",
         user=user,
         form=form or ReasonForm(formdata=None),
+        # Its own prefix: two reason fields on one page need distinct ids.
+        reset=reset or ReasonForm(formdata=None, prefix="reset"),
         access=access or _access_form(user, formdata=False),
         site_roles=SITE_ROLES,
         trial_roles=TRIAL_ROLES,
@@ -212,7 +217,7 @@ def admin_user_access(user_id: int) -> Response | tuple[str, int]:
 @roles_required(Role.ADMIN)
 def admin_user_action(user_id: int, action: str) -> Response | tuple[str, int]:
     user = policy.get_visible(db.session, current_user, User, user_id)
-    form = ReasonForm()
+    form = ReasonForm(prefix="reset") if action == "reset" else ReasonForm()
     if form.validate_on_submit():
         reason, now = form.reason.data or "", utcnow()
         try:
@@ -228,4 +233,6 @@ def admin_user_action(user_id: int, action: str) -> Response | tuple[str, int]:
                 f"{user.username} is {'enabled' if action == 'enable' else 'disabled'}.", "success"
             )
             return redirect(url_for("web.admin_user", user_id=user.id))
+    if action == "reset":
+        return _render_user(user, reset=form), 422
     return _render_user(user, form=form), 422

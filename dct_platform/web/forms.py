@@ -54,8 +54,11 @@ class IdentityForm(FlaskForm):
 
 class TransferForm(FlaskForm):
     to_site_id = SelectField("Transfer to site", coerce=int, validators=[DataRequired()])
+    # Own ids: this form shares its page with another form's "reason" field.
     reason = TextAreaField(
-        "Reason", validators=[DataRequired(message="Say why the patient moves."), Length(max=500)]
+        "Reason",
+        id="transfer-reason",
+        validators=[DataRequired(message="Say why the patient moves."), Length(max=500)],
     )
 
 
@@ -120,9 +123,13 @@ class UserForm(FlaskForm):
 
 
 class AccessForm(FlaskForm):
-    site_ids = SelectMultipleField("Sites", coerce=int)
-    trial_ids = SelectMultipleField("Trials", coerce=int)
-    reason = TextAreaField("Reason", validators=[DataRequired(message="Say why."), Length(max=500)])
+    site_ids = SelectMultipleField("Sites", coerce=int, id="access-sites")
+    trial_ids = SelectMultipleField("Trials", coerce=int, id="access-trials")
+    reason = TextAreaField(
+        "Reason",
+        id="access-reason",
+        validators=[DataRequired(message="Say why."), Length(max=500)],
+    )
 
 
 class ReasonForm(FlaskForm):

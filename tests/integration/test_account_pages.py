@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from dct_platform.extensions import db
 from dct_platform.models import Patient, PatientIdentity, User
-from tests.support.clients import login, submit
+from tests.support.clients import duplicate_ids, login, submit
 from tests.support.world import World
 
 _SECRET = re.compile(r"username (\S+), temporary password (\S+) \(shown once")
@@ -198,4 +198,33 @@ def test_a_principal_investigator_keeps_their_site_until_replaced(
         {"site_ids": [str(world.berlin.id), str(world.tokyo.id)], "reason": "Also covers Tokyo"},
     )
     assert ok.status_code == 302
-    assert "B1 T1" in client.get(page).get_data(as_text=True)
+    html = client.get(page).get_data(as_text=True)
+    assert "B1 T1" in html
+    assert duplicate_ids(html) == set()
+
+
+def test_password_reset_records_the_administrators_reason(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    from dct_platform.models import AuditEntry
+
+    login(client, "admin", world.password)
+    page = f"/admin/users/{world.users['nurse'].id}"
+    missing = submit(client, page, f"{page}/reset", {"reset-reason": ""})
+    assert missing.status_code == 422 and "Say why." in missing.get_data(as_text=True)
+    done = submit(client, page, f"{page}/reset", {"reset-reason": "Nurse called: locked out"})
+    assert done.status_code == 302
+    assert "Temporary password for nurse" in client.get(done.headers["Location"]).get_data(
+        as_text=True
+    )
+    assert login(app.test_client(), "nurse", world.password).status_code == 401
+    with app.app_context():
+        entry = db.session.scalar(
+            select(AuditEntry).where(
+                AuditEntry.table_name == "users",
+                AuditEntry.field == "password_hash",
+                AuditEntry.record_id == str(world.users["nurse"].id),
+                AuditEntry.action == "update",
+            )
+        )
+        assert entry.reason == "Nurse called: locked out" and entry.new_value == "[redacted]"

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 
 from dct_platform.extensions import db
 from dct_platform.models import Patient, PatientIdentity
-from tests.support.clients import csrf_token, login, submit
+from tests.support.clients import csrf_token, duplicate_ids, login, submit
 from tests.support.world import World
 
 HOMES = {
@@ -48,6 +48,7 @@ def test_site_staff_page_lists_only_own_patients(client: FlaskClient, world: Wor
     page = client.get(f"/site/patients/{world.patients['anna'].id}").get_data(as_text=True)
     assert "Secretname" in page
     assert "<title>B1-anna · DCT Platform</title>" in page
+    assert duplicate_ids(page) == set()
 
 
 def test_changing_another_sites_patient_through_forms_changes_nothing(

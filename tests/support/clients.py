@@ -33,3 +33,13 @@ def token_for(client: FlaskClient, username: str, password: str) -> dict[str, st
     response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
     assert response.status_code == 201, response.get_json()
     return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+
+_ID = re.compile(r'\sid="([^"]+)"')
+
+
+def duplicate_ids(html: str) -> set[str]:
+    """Element ids used twice: a label then points at the wrong field. Each form's hidden
+    CSRF input repeats its id harmlessly (no label refers to it)."""
+    ids = [i for i in _ID.findall(html) if not i.endswith("csrf_token")]
+    return {i for i in ids if ids.count(i) > 1}
