@@ -86,8 +86,7 @@ def admin_audit_verify() -> Response:
     return redirect(url_for("web.admin_audit"))
 
 
-def _user_form_choices(form: UserForm) -> None:
-    form.role.choices = [SelectChoice(r.value, r.label) for r in Role]
+def _site_and_trial_choices(form: UserForm | AccessForm) -> None:
     form.site_ids.choices = [
         SelectChoice(str(s.id), f"{s.site_number}: {s.name}")
         for s in db.session.scalars(select(Site).order_by(Site.site_number))
@@ -96,6 +95,11 @@ def _user_form_choices(form: UserForm) -> None:
         SelectChoice(str(t.id), t.protocol_number)
         for t in db.session.scalars(select(Trial).order_by(Trial.protocol_number))
     ]
+
+
+def _user_form_choices(form: UserForm) -> None:
+    form.role.choices = [SelectChoice(r.value, r.label) for r in Role]
+    _site_and_trial_choices(form)
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])
@@ -153,14 +157,7 @@ def admin_user(user_id: int) -> str:
 
 def _access_form(user: User, formdata: bool) -> AccessForm:
     form = AccessForm() if formdata else AccessForm(formdata=None)
-    form.site_ids.choices = [
-        SelectChoice(str(s.id), f"{s.site_number}: {s.name}")
-        for s in db.session.scalars(select(Site).order_by(Site.site_number))
-    ]
-    form.trial_ids.choices = [
-        SelectChoice(str(t.id), t.protocol_number)
-        for t in db.session.scalars(select(Trial).order_by(Trial.protocol_number))
-    ]
+    _site_and_trial_choices(form)
     if not formdata:
         form.site_ids.data = sorted(user.site_ids)
         form.trial_ids.data = sorted(user.trial_ids)

@@ -48,6 +48,19 @@ def _stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+def _wait_until_serving(
+    proc: subprocess.Popen[str], base: str, seconds: float
+) -> requests.Response:
+    """The first /healthz answer; fails with the process's output if it dies or is too slow."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return requests.get(f"{base}/healthz", timeout=2)
+        except requests.ConnectionError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()  # type: ignore[union-attr]
+            time.sleep(0.3)
+
+
 def test_dct_serve_runs_gunicorn(database_url: str, tmp_path: Path) -> None:
     assert DCT, "the dct console command is installed with the package"
     port = _free_port()
@@ -59,14 +72,7 @@ def test_dct_serve_runs_gunicorn(database_url: str, tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()  # type: ignore[union-attr]
-                time.sleep(0.3)
+        response = _wait_until_serving(proc, f"http://127.0.0.1:{port}", 30)
         assert response.status_code == 200 and response.json()["database"] == "ok"
         login = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
         assert login.status_code == 200 and "HttpOnly" in login.headers["Set-Cookie"]
@@ -157,15 +163,7 @@ def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                health = requests.get(f"{base}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()  # type: ignore[union-attr]
-                time.sleep(0.5)
-        assert health.status_code == 200
+        assert _wait_until_serving(proc, base, 90).status_code == 200
         assert requests.get(f"{base}/api/v1/openapi.json", timeout=5).status_code == 200
         assert requests.get(f"{base}/login", timeout=5).status_code == 200
         assert (tmp_path / "dct.sqlite3").exists()
