@@ -93,6 +93,9 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
 
+INVALID_FIELDS = "The request has invalid fields; see details."
+
+
 def error_body(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -116,7 +119,7 @@ def error_response(
 
 def _http_details(exc: HTTPException) -> dict[str, Any]:
     # webargs (via flask-smorest) attaches marshmallow's per-field messages here.
-    messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+    messages = (getattr(exc, "data", None) or {}).get("messages")
     if isinstance(messages, dict) and len(messages) == 1:
         (only,) = messages.values()  # drop the "json"/"query" location level
         if isinstance(only, dict):
@@ -126,9 +129,7 @@ def _http_details(exc: HTTPException) -> dict[str, Any]:
 
 def _http_message(exc: HTTPException, details: dict[str, Any]) -> str:
     if exc.code == 422 and details:
-        return "The request has invalid fields; see details."
-    if exc.code == 400 and request.is_json is False and request.method in {"POST", "PUT", "PATCH"}:
-        return exc.description or "Bad request"
+        return INVALID_FIELDS
     return exc.description or exc.name
 
 
@@ -145,7 +146,7 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(
             422,
             "validation_error",
-            "The request has invalid fields; see details.",
+            INVALID_FIELDS,
             {"fields": exc.normalized_messages()},
         )
 
@@ -155,8 +156,8 @@ def register_error_handlers(app: Flask) -> None:
         details = _http_details(exc)
         code = _HTTP_CODES.get(status, "http_error")
         response = error_response(status, code, _http_message(exc, details), details)
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        if status == 405 and (allow := exc.get_response().headers.get("Allow")):
+            response.headers["Allow"] = allow
         return response
 
     @app.errorhandler(IntegrityError)
