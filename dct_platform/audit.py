@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event, insert, inspect, select, tuple_, update
@@ -84,8 +83,6 @@ def _serialise(value: Any) -> str | None:
         return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal | int | float):
-        return str(value)
     return str(value)
 
 
@@ -128,15 +125,15 @@ def _shown(cls: type, key: str, value: Any) -> str | None:
 def _changes(session: Session) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
-    def add(obj: Any, action: str, key: str | None, old: Any, new: Any) -> None:
+    def add(obj: Any, action: str, key: str, old: Any, new: Any) -> None:
         rows.append(
             {
                 "action": action,
                 "table_name": obj.__tablename__,
                 "record_id": _record_id(obj),
                 "field": key,
-                "old_value": _shown(type(obj), key, old) if key else None,
-                "new_value": _shown(type(obj), key, new) if key else None,
+                "old_value": _shown(type(obj), key, old),
+                "new_value": _shown(type(obj), key, new),
             }
         )
 
