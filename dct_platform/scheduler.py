@@ -19,7 +19,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,13 +87,10 @@ def run_job(app: Flask, job_id: str, now: datetime | None = None) -> bool:
         except Exception as exc:
             session.rollback()
             log.exception("job %s failed", job_id)
-            failed = session.scalar(select(JobRun).where(JobRun.id == run.id))
-            if failed is not None:
-                failed.finished_at = utcnow()
-                failed.outcome = f"failed: {exc}"[:500]
-                session.commit()
-        finally:
-            db.session.remove()
+            # The claim was committed before the job ran, so `run` survives the rollback.
+            run.finished_at = utcnow()
+            run.outcome = f"failed: {exc}"[:500]
+            session.commit()
     return True
 
 
