@@ -274,15 +274,19 @@ class _Seeder:
             )
         )
         if patient is not None and patient.site_id == sites[1].id:
+            moved_at = self.now - timedelta(days=5)
             patient_service.transfer_patient(
                 self.session,
                 staff["US-201"],
-                self.now - timedelta(days=5),
+                moved_at,
                 patient,
                 sites[0],
                 "Patient relocated to Berlin for work",
             )
-            patient.timezone = "Europe/Berlin"
+            # The new site records the patient's new home zone, as it would after a move.
+            patient_service.update_patient(
+                self.session, staff["DE-101"], moved_at, patient, {"timezone": "Europe/Berlin"}
+            )
 
 
 def seed(session: Session, now: datetime, known_passwords: dict[str, str]) -> list[Login]:
@@ -290,10 +294,7 @@ def seed(session: Session, now: datetime, known_passwords: dict[str, str]) -> li
     trial, sites = seeder.structure()
     staff = seeder.people(trial, sites)
     seeder.patients(trial, sites)
-    from dct_platform import audit
-
-    with audit.acting(session, staff["US-201"], now, "Patient relocated to Berlin for work"):
-        seeder.transfer(staff, sites, trial)
+    seeder.transfer(staff, sites, trial)
     return seeder.logins
 
 
