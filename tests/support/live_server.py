@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from types import TracebackType
 from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.support.background import BackgroundServer
 
 HOST = "127.0.0.1"
 
@@ -73,7 +73,7 @@ class _InFlight:
             return list(self._active.values())
 
 
-class LiveServer:
+class LiveServer(BackgroundServer):
     """`with LiveServer(app) as server: page.goto(server.url + "/login")`."""
 
     def __init__(self, app: Flask, host: str = HOST, shutdown_timeout: float = 10.0) -> None:
@@ -121,20 +121,3 @@ class LiveServer:
                 f"live server stopped, but after {self.shutdown_timeout}s these requests "
                 f"are still being handled: {', '.join(still_running)}"
             )
-
-    def __enter__(self) -> LiveServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-@contextmanager
-def live_server(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as server:
-        yield server

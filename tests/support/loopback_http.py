@@ -24,11 +24,12 @@ import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from requests.structures import CaseInsensitiveDict
+
+from tests.support.background import BackgroundServer
 
 HOST = "127.0.0.1"
 
@@ -133,7 +134,7 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class LoopbackHTTPServer:
+class LoopbackHTTPServer(BackgroundServer):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[ScriptedResponse]] = defaultdict(deque)
@@ -176,17 +177,6 @@ class LoopbackHTTPServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
-
-    def __enter__(self) -> LoopbackHTTPServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- the test's side -------------------------------------------------------------------
 

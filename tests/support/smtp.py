@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from tests.support.background import BackgroundServer
 
 HOST = "127.0.0.1"
 
@@ -94,7 +95,7 @@ class _Credentials:
         return AuthResult(success=ok, handled=False, auth_data=data)
 
 
-class LoopbackSMTPServer:
+class LoopbackSMTPServer(BackgroundServer):
     """aiosmtpd on 127.0.0.1 and a free port.
 
     `reject` lists recipient addresses answered with 550. With `credentials` the server
@@ -145,17 +146,6 @@ class LoopbackSMTPServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
-
-    def __enter__(self) -> LoopbackSMTPServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def messages(self) -> list[ReceivedMail]:
