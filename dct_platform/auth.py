@@ -6,8 +6,6 @@ from datetime import timedelta
 
 from flask import Flask, current_app, g, request
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
-from sqlalchemy import select
 
 from dct_platform.errors import Unauthorized
 from dct_platform.extensions import db, login_manager
@@ -66,11 +64,3 @@ def api_actor() -> User:
         raise Unauthorized("The bearer token is invalid, expired or revoked.")
     g.api_actor = user
     return user
-
-
-def page_actor() -> User:
-    return current_user._get_current_object()  # type: ignore[attr-defined,no-any-return]
-
-
-def find_user(username: str) -> User | None:
-    return db.session.scalar(select(User).where(User.username == username.strip().lower()))

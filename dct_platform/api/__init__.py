@@ -12,8 +12,6 @@ from dct_platform.auth import api_actor
 from dct_platform.errors import ErrorSchema
 from dct_platform.extensions import PlatformApi, csrf
 
-API_PREFIX = "/api/v1"
-
 
 def register_api_blueprint(app: Flask, blp: Blueprint, public: Iterable[str] = ()) -> None:
     """Register an API blueprint (core or feature): CSRF-exempt, since the API honours no
