@@ -15,6 +15,7 @@ from dct_platform import extensions, sqlite_support
 from dct_platform.config import load_config
 from dct_platform.db_session import init_request_transactions
 from dct_platform.errors import register_error_handlers
+from dct_platform.request_isolation import FreshContextPerRequest
 
 __all__ = ["create_app"]
 
@@ -51,6 +52,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     if proxies := app.config["TRUSTED_PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+    app.wsgi_app = FreshContextPerRequest(app.wsgi_app)  # type: ignore[method-assign]
 
     from dct_platform.cli import dct_group
 

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import event, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import Mapper, Session
 
+from dct_platform.audit_anchor import CheckpointStore, check_against_checkpoints
+from dct_platform.audit_guard import writing_audit_tables
 from dct_platform.models.audit import AuditChainHead, AuditEntry
 from dct_platform.models.mixins import Audited
 
@@ -193,10 +195,13 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
             reason=ctx.reason,
         )
         row["entry_hash"] = prev = entry_hash(row)
-    conn.execute(insert(AuditEntry), rows)
-    conn.execute(
-        update(AuditChainHead).where(AuditChainHead.id == 1).values(last_seq=seq, last_hash=prev)
-    )
+    with writing_audit_tables(conn):
+        conn.execute(insert(AuditEntry), rows)
+        conn.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == 1)
+            .values(last_seq=seq, last_hash=prev)
+        )
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -221,16 +226,40 @@ def personal_tables() -> frozenset[str]:
     )
 
 
-def masked_for_oversight(entries: list[AuditEntry]) -> list[dict[str, Any]]:
+def _personal_fields_of_records(
+    session: Session, entries: list[AuditEntry]
+) -> set[tuple[str, str, str]]:
+    """(table, record id, field) of values that are personal data only for some records,
+    such as the name and e-mail of a patient's portal account."""
+    by_table: dict[str, set[str]] = {}
+    for entry in entries:
+        by_table.setdefault(entry.table_name, set()).add(entry.record_id)
+    hidden: set[tuple[str, str, str]] = set()
+    for mapper in AuditEntry.registry.mappers:
+        cls = mapper.class_
+        if not issubclass(cls, Audited) or cls.__tablename__ not in by_table:
+            continue
+        fields = cls.__personal_fields__
+        if not fields:
+            continue
+        for record_id in cls.personal_records(session, by_table[cls.__tablename__]):
+            hidden.update((cls.__tablename__, record_id, f) for f in fields)
+    return hidden
+
+
+def masked_for_oversight(session: Session, entries: list[AuditEntry]) -> list[dict[str, Any]]:
     """Entries as an administrator may read them: personal data values hidden.
 
     The stored entries (and their hashes) keep the real values; only this view hides them.
     """
     hidden = personal_tables()
+    hidden_fields = _personal_fields_of_records(session, entries)
     rows = []
     for entry in entries:
         row = {c.key: getattr(entry, c.key) for c in AuditEntry.__table__.columns}
-        if entry.table_name in hidden:
+        if entry.table_name in hidden or (
+            (entry.table_name, entry.record_id, entry.field) in hidden_fields
+        ):
             for key in ("old_value", "new_value"):
                 if row[key] is not None:
                     row[key] = PERSONAL_DATA_SHOWN_AS
@@ -277,8 +306,11 @@ class VerificationResult:
     problem: str | None = None
 
 
-def verify_chain(session: Session, batch_size: int = 5000) -> VerificationResult:
-    """Recompute the chain from the first entry and report the first link that does not hold."""
+def verify_chain(
+    session: Session, anchor: CheckpointStore | None = None, batch_size: int = 5000
+) -> VerificationResult:
+    """Recompute the chain from the first entry and report the first link that does not hold;
+    then check it against the signed checkpoints, which a rewrite of the whole chain fails."""
     prev_hash, expected_seq, checked, last_seq = GENESIS_HASH, 1, 0, 0
     columns = [c for c in AuditEntry.__table__.columns]
     while True:
@@ -323,4 +355,6 @@ def verify_chain(session: Session, batch_size: int = 5000) -> VerificationResult
             last_seq + 1,
             f"entries after {last_seq} were removed (head says {head.last_seq})",
         )
+    if anchor is not None and (problem := check_against_checkpoints(session, anchor, last_seq)):
+        return VerificationResult(False, checked, problem.seq, problem.problem)
     return VerificationResult(True, checked)

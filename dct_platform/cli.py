@@ -8,7 +8,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
 from dct_platform.models.users import Role
 
@@ -50,9 +50,10 @@ def _safe_url() -> str:
 def audit_verify() -> None:
     """Recompute the hash chain; exit 1 and name the first broken entry if it does not hold."""
     from dct_platform.audit import verify_chain
+    from dct_platform.audit_anchor import CheckpointStore
     from dct_platform.extensions import db
 
-    result = verify_chain(db.session)
+    result = verify_chain(db.session, CheckpointStore.from_config(current_app.config))
     if result.ok:
         click.echo(f"audit chain intact: {result.checked} entries verified")
         return
@@ -62,6 +63,35 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's current position into the checkpoint file now (the scheduler does it
+    every 15 minutes)."""
+    from dct_platform.audit_anchor import CheckpointStore
+    from dct_platform.extensions import db
+    from dct_platform.timeutil import utcnow
+
+    store = CheckpointStore.from_config(current_app.config)
+    checkpoint = store.append(db.session, utcnow())
+    if checkpoint is None:
+        click.echo(f"no new entries since the last checkpoint ({store.path})")
+    else:
+        click.echo(f"checkpoint of entry {checkpoint.seq} appended to {store.path}")
+    db.session.rollback()
+
+
+@audit_group.command("export-checkpoints")
+def audit_export_checkpoints() -> None:
+    """Print the signed checkpoints, one JSON line each, to keep a copy elsewhere."""
+    from dct_platform.audit_anchor import CheckpointStore
+
+    checkpoints, problems = CheckpointStore.from_config(current_app.config).read()
+    for checkpoint in checkpoints:
+        click.echo(checkpoint.line())
+    for problem in problems:
+        click.echo(f"warning: {problem.problem}", err=True)
 
 
 @dct_group.command("create-user")
@@ -150,7 +180,7 @@ def _serve_gunicorn(app: Flask, host: str, port: int, workers: int) -> None:
     _Server().run()
 
 
-@dct_group.command("serve")
+@dct_group.command("serve", with_appcontext=False)
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1"
 )
@@ -160,7 +190,9 @@ def _serve_gunicorn(app: Flask, host: str, port: int, workers: int) -> None:
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the app with gunicorn (run `dct scheduler` separately for periodic jobs)."""
-    _serve_gunicorn(current_app._get_current_object(), host, port, workers)  # type: ignore[attr-defined]
+    # Loaded without pushing an application context: gunicorn's workers would inherit it.
+    app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    _serve_gunicorn(app, host, port, workers)
 
 
 @dct_group.command("scheduler")

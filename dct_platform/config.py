@@ -64,10 +64,18 @@ def load_config(instance_path: Path, overrides: dict[str, Any] | None = None) ->
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(8 * 1024 * 1024))),
         "AUDIT_PAGE_SIZE": int(env.get("AUDIT_PAGE_SIZE", "200")),
+        # Signs the audit checkpoints; kept out of the database on purpose (audit_anchor.py).
+        "AUDIT_SIGNING_KEY": env.get("AUDIT_SIGNING_KEY") or None,
+        "AUDIT_SIGNING_KEY_FILE": str(instance_path / "audit_signing_key"),
+        "AUDIT_CHECKPOINT_FILE": env.get("AUDIT_CHECKPOINT_FILE")
+        or str(instance_path / "audit-checkpoints.jsonl"),
         "API_TOKEN_TTL_SECONDS": int(env.get("API_TOKEN_TTL_SECONDS", str(12 * 3600))),
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("LOGIN_FAILURE_WINDOW_SECONDS", "900")),
         "LOGIN_MAX_FAILURES_PER_IP": int(env.get("LOGIN_MAX_FAILURES_PER_IP", "50")),
+        # Past this many failures for one username from any address, attempts are slowed
+        # down rather than refused, so that nobody can lock an account's owner out.
+        "LOGIN_MAX_FAILURES_PER_USERNAME": int(env.get("LOGIN_MAX_FAILURES_PER_USERNAME", "20")),
         # Reverse proxies in front of the app; their X-Forwarded-* headers are trusted only
         # when set, so that sign-in throttling sees the real client address.
         "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", "0")),

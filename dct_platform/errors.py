@@ -16,6 +16,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from marshmallow import Schema, fields
 from marshmallow import ValidationError as SchemaValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,51 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class PasswordChangeRequired(Forbidden):
+    """The account still has a temporary password: nothing but changing it is allowed."""
+
+    code = "password_change_required"
+    default_message = (
+        "The password of this account is temporary: change it first, on the page "
+        "/account/password or with POST /api/v1/auth/password "
+        '{"username", "current_password", "new_password"}.'
+    )
+
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message or self.default_message, details)
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"
+
+
+class StaleRecord(Conflict):
+    """Someone else changed the record after the caller read it."""
+
+    code = "stale_record"
+
+
+class PreconditionFailed(DomainError):
+    """The version the client sent in If-Match is no longer the record's version."""
+
+    status = 412
+    code = "precondition_failed"
+
+
+STALE_MESSAGE = (
+    "Someone else changed this record after you read it; reload it and make your change again."
+)
+
+
+def expect_version(record: Any, version: int | None, *, precondition: bool = False) -> None:
+    """Refuse a change made from an old copy of `record` (None: the client sent no version)."""
+    if version is None or record.version == version:
+        return
+    details = {"current_version": record.version, "your_version": version}
+    if precondition:
+        raise PreconditionFailed(STALE_MESSAGE, details)
+    raise StaleRecord(STALE_MESSAGE, details)
 
 
 class Unauthorized(DomainError):
@@ -159,6 +202,11 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and (allow := exc.get_response().headers.get("Allow")):
             response.headers["Allow"] = allow
         return response
+
+    @app.errorhandler(StaleDataError)
+    def _stale(exc: StaleDataError) -> Response:
+        # Two writers started from the same version; the database let only the first win.
+        return error_response(409, StaleRecord.code, STALE_MESSAGE)
 
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError) -> Response:

@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session
 
 from dct_platform import outbox
 from dct_platform.audit import verify_chain
+from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.mail import MailSettings, OutgoingMail
 from dct_platform.models import JobRun, User
 from dct_platform.models.users import Role
 from dct_platform.scheduler import register_job, worker_name
 from dct_platform.services.accounts import purge_stale_auth_records
+from dct_platform.services.web_sessions import purge_web_sessions
 
 JOB_HISTORY = timedelta(days=30)
 AUDIT_JOB = "core.audit-verify"
@@ -27,8 +29,9 @@ log = logging.getLogger(__name__)
 def housekeeping(session: Session, now: datetime) -> str:
     window = timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
     removed = purge_stale_auth_records(session, now, window)
+    removed += purge_web_sessions(session, now, max_age=timedelta(days=30))
     runs = session.execute(delete(JobRun).where(JobRun.started_at < now - JOB_HISTORY)).rowcount
-    return f"removed {removed} stale token and sign-in failure rows, {runs or 0} old job runs"
+    return f"removed {removed} stale token, session and sign-in rows, {runs or 0} old job runs"
 
 
 def deliver_mail(session: Session, now: datetime) -> str:
@@ -36,23 +39,32 @@ def deliver_mail(session: Session, now: datetime) -> str:
     return str(outbox.deliver_due(session, now, settings, worker_name()))
 
 
+def _admin_addresses(session: Session) -> list[str]:
+    return [
+        e
+        for e in session.scalars(
+            select(User.email).where(
+                User.role == Role.ADMIN, User.is_enabled, User.email.is_not(None)
+            )
+        )
+        if e
+    ]
+
+
 def verify_audit_trail(session: Session, now: datetime) -> str:
     """Recompute the whole chain daily; a broken link alerts every administrator by mail,
     once per broken entry."""
-    result = verify_chain(session)
+    result = verify_chain(session, CheckpointStore.from_config(current_app.config))
     if result.ok:
         return f"{AUDIT_INTACT} {result.checked} entries"
     outcome = f"{AUDIT_BROKEN} {result.broken_seq}: {result.problem}"
     log.error("audit chain %s", outcome)
-    admins = session.scalars(
-        select(User.email).where(User.role == Role.ADMIN, User.is_enabled, User.email.is_not(None))
-    ).all()
-    if admins:
+    if admins := _admin_addresses(session):
         outbox.enqueue(
             session,
             now,
             OutgoingMail(
-                to=list(admins),
+                to=admins,
                 subject="Audit trail verification failed",
                 text=f"The audit trail's hash chain does not verify: {outcome}.\n"
                 "Run `dct audit verify` and investigate before relying on the trail.",
@@ -62,7 +74,29 @@ def verify_audit_trail(session: Session, now: datetime) -> str:
     return outcome
 
 
+def checkpoint_audit_trail(session: Session, now: datetime) -> str:
+    """Sign the chain's position outside the database and mail the administrators a copy:
+    a rewrite of the trail inside the database then no longer verifies."""
+    checkpoint = CheckpointStore.from_config(current_app.config).append(session, now)
+    if checkpoint is None:
+        return "no new entries"
+    if admins := _admin_addresses(session):
+        outbox.enqueue(
+            session,
+            now,
+            OutgoingMail(
+                to=admins,
+                subject=f"Audit trail checkpoint at entry {checkpoint.seq}",
+                text="Keep this line: `dct audit verify` proves the trail against it.\n\n"
+                f"{checkpoint.line()}\n",
+            ),
+            dedup_key=f"audit-checkpoint:{checkpoint.seq}",
+        )
+    return f"checkpoint at entry {checkpoint.seq}"
+
+
 def init_app(app: Flask) -> None:
     register_job(app, "core.housekeeping", housekeeping, every=timedelta(hours=1))
     register_job(app, AUDIT_JOB, verify_audit_trail, every=timedelta(hours=24))
+    register_job(app, "core.audit-checkpoint", checkpoint_audit_trail, every=timedelta(minutes=15))
     register_job(app, "core.mail-outbox", deliver_mail, every=timedelta(minutes=1))

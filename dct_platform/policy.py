@@ -38,6 +38,9 @@ class Action(enum.StrEnum):
     ENROLL = "enroll"
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
+    # Free-text reasons (e.g. why a patient moved) may name people or health details, so
+    # pseudonymous oversight roles do not read them.
+    READ_REASONS = "read_reasons"
 
 
 _scopes: dict[tuple[type, Role], list[ScopeFn]] = defaultdict(list)
@@ -194,6 +197,8 @@ rule(Patient, Action.EDIT_IDENTITY)(_owns_patient_site)
 rule(Patient, Action.EDIT_IDENTITY)(_is_the_patient)
 rule(Patient, Action.EDIT_PREFERENCES)(_owns_patient_site)
 rule(Patient, Action.EDIT_PREFERENCES)(_is_the_patient)
+rule(Patient, Action.READ_REASONS)(_owns_patient_site)
+rule(Patient, Action.READ_REASONS)(_is_the_patient)
 
 
 @rule(Site, Action.ENROLL)

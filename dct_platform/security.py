@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -14,6 +15,22 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD_LENGTH = 10
+# Argon2 hashes any length, but a huge "password" only costs hashing time; the token
+# endpoint and the forms accept at most this many characters, so the policy matches them.
+MAX_PASSWORD_LENGTH = 1024
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    # zxcvbn's list of the 30,000 most used passwords (from leaked password dumps), kept up to
+    # date by its maintainers; loaded on first use because the module is several megabytes.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
+
+
+def is_common_password(password: str) -> bool:
+    return password.casefold() in _common_passwords()
 
 
 def hash_password(password: str) -> str:
@@ -40,10 +57,21 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def password_problems(password: str) -> list[str]:
+def password_problems(password: str, username: str | None = None) -> list[str]:
+    """What makes `password` unacceptable, in words for its owner; empty when it is fine."""
     problems = []
     if len(password) < MIN_PASSWORD_LENGTH:
         problems.append(_l("Use at least %(n)d characters.", n=MIN_PASSWORD_LENGTH))
+    if len(password) > MAX_PASSWORD_LENGTH:
+        problems.append(_l("Use at most %(n)d characters.", n=MAX_PASSWORD_LENGTH))
     if password.strip() != password:
         problems.append(_l("Do not start or end the password with spaces."))
+    if "\x00" in password:
+        problems.append(_l("The password contains a character that cannot be typed."))
+    if password and len(set(password)) == 1:
+        problems.append(_l("Do not repeat one character only."))
+    if username and password.casefold() == username.strip().casefold():
+        problems.append(_l("Do not use your username as your password."))
+    if is_common_password(password):
+        problems.append(_l("This is one of the most common passwords; choose a rarer one."))
     return problems

@@ -15,11 +15,13 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from dct_platform.audit_guard import register_sqlite_function
 from dct_platform.extensions import db
 
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _on_connect(dbapi_connection: Any, record: Any) -> None:
     dbapi_connection.isolation_level = None
+    register_sqlite_function(dbapi_connection, record)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     # Readers do not block the writer (the scheduler and requests share the file).

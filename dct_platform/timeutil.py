@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import DateTime
@@ -50,12 +51,22 @@ def utcnow() -> datetime:
 
 
 @lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+def canonical_timezones() -> frozenset[str]:
+    """IANA zones people live in, from the tz database's own tables, plus UTC.
+
+    `available_timezones()` also holds `localtime` (whatever the server's clock says),
+    `Factory`, and old aliases such as `US/Eastern`; none of them is a place a patient or a
+    site can be, and `localtime` would silently follow the server's configuration.
+    """
+    zones = {"UTC"}
+    for table in ("zone.tab", "zone1970.tab"):
+        text = (files("tzdata.zoneinfo") / table).read_text(encoding="utf-8")
+        zones.update(line.split("\t")[2] for line in text.splitlines() if line and line[0] != "#")
+    return frozenset(zones & available_timezones())
 
 
 def is_valid_timezone(name: str) -> bool:
-    return name in _zones()
+    return name in canonical_timezones()
 
 
 def zone(name: str) -> ZoneInfo:

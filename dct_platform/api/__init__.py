@@ -48,7 +48,7 @@ def init_app(app: Flask) -> None:
 
     from dct_platform.api import audit_api, auth_api, health, patients_api, trials_api, users_api
 
-    register_api_blueprint(app, auth_api.blp, public=("Token",))
+    register_api_blueprint(app, auth_api.blp, public=("Token", "Password"))
     register_api_blueprint(app, trials_api.blp)
     register_api_blueprint(app, patients_api.blp)
     register_api_blueprint(app, users_api.blp)

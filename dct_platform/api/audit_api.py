@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from dct_platform import policy
 from dct_platform.api.schemas import AuditEntrySchema, AuditQuerySchema, AuditVerificationSchema
 from dct_platform.audit import VerificationResult, masked_for_oversight, verify_chain
+from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.auth import api_actor
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry
@@ -35,11 +37,12 @@ class AuditEntries(MethodView):
         )
         page, size = pagination_parameters.page, pagination_parameters.page_size
         return masked_for_oversight(
+            db.session,
             list(
                 db.session.scalars(
                     query.order_by(AuditEntry.seq.desc()).offset((page - 1) * size).limit(size)
                 )
-            )
+            ),
         )
 
 
@@ -49,4 +52,4 @@ class AuditVerify(MethodView):
     def get(self) -> VerificationResult:
         """Recompute the hash chain and report the first broken link (administrators only)."""
         policy.require_role(api_actor(), Role.ADMIN)
-        return verify_chain(db.session)
+        return verify_chain(db.session, CheckpointStore.from_config(current_app.config))

@@ -7,9 +7,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from dct_platform import policy
+from dct_platform.api.etags import ETAG_HEADER, check_if_match, etag
 from dct_platform.api.schemas import (
+    IdentityChangeSchema,
+    IdentityReplaceSchema,
     IdentitySchema,
-    IdentityUpdateSchema,
     PatientCreateSchema,
     PatientQuerySchema,
     PatientSchema,
@@ -20,7 +22,7 @@ from dct_platform.api.schemas import (
 from dct_platform.auth import api_actor
 from dct_platform.errors import NotFound
 from dct_platform.extensions import db
-from dct_platform.models import Patient, PatientIdentity, Site
+from dct_platform.models import Patient, Site
 from dct_platform.services import patients as service
 from dct_platform.timeutil import utcnow
 
@@ -85,47 +87,71 @@ class Patients(MethodView):
         )
 
 
+Versioned = tuple[Any, dict[str, str]]
+
+
 @blp.route("/<int:patient_id>")
 class PatientDetail(MethodView):
-    @blp.response(200, PatientSchema)
+    @blp.response(200, PatientSchema, headers=ETAG_HEADER)
     @blp.alt_response(404, description="No such patient for the caller")
-    def get(self, patient_id: int) -> Patient:
-        return _patient(patient_id)
+    def get(self, patient_id: int) -> Versioned:
+        patient = _patient(patient_id)
+        return patient, etag(patient)
 
     @blp.arguments(PatientUpdateSchema)
-    @blp.response(200, PatientSchema)
+    @blp.response(200, PatientSchema, headers=ETAG_HEADER)
     @blp.alt_response(403, description="Not allowed to change this record")
-    def patch(self, body: dict[str, Any], patient_id: int) -> Patient:
+    @blp.alt_response(409, description="Changed by someone else at the same time")
+    @blp.alt_response(412, description="If-Match does not match the record's current ETag")
+    def patch(self, body: dict[str, Any], patient_id: int) -> Versioned:
         """Change status or baseline (site staff, with a reason), or time zone and language."""
         reason = body.pop("reason", None)
-        return service.update_patient(
-            db.session, api_actor(), utcnow(), _patient(patient_id), body, reason
-        )
+        patient = _patient(patient_id)
+        check_if_match(patient)
+        service.update_patient(db.session, api_actor(), utcnow(), patient, body, reason)
+        return patient, etag(patient)
 
 
 @blp.route("/<int:patient_id>/identity")
 class PatientIdentityResource(MethodView):
-    @blp.response(200, IdentitySchema)
+    @blp.response(200, IdentitySchema, headers=ETAG_HEADER)
     @blp.alt_response(403, description="The caller's role never sees personal data")
-    def get(self, patient_id: int) -> PatientIdentity:
+    def get(self, patient_id: int) -> Versioned:
         """Name, contact and home address: the patient and their site only."""
         identity = service.get_identity(db.session, api_actor(), _patient(patient_id))
         if identity is None:
             raise NotFound("No personal data is recorded for this patient.")
-        return identity
+        return identity, etag(identity)
 
-    @blp.arguments(IdentityUpdateSchema)
-    @blp.response(200, IdentitySchema)
-    def put(self, body: dict[str, Any], patient_id: int) -> PatientIdentity:
-        """Record or correct personal data; a correction needs a reason."""
-        return service.save_identity(
-            db.session,
-            api_actor(),
-            utcnow(),
-            _patient(patient_id),
-            _identity_input(body),
-            body.get("reason"),
+    @blp.arguments(IdentityReplaceSchema)
+    @blp.response(200, IdentitySchema, headers=ETAG_HEADER)
+    @blp.alt_response(409, description="Changed by someone else at the same time")
+    @blp.alt_response(412, description="If-Match does not match the record's current ETag")
+    def put(self, body: dict[str, Any], patient_id: int) -> Versioned:
+        """Record or replace personal data: every field is sent (null clears one); replacing
+        stored data needs a reason. To change some fields only, use PATCH."""
+        actor = api_actor()
+        patient = _patient(patient_id)
+        if (current := service.get_identity(db.session, actor, patient)) is not None:
+            check_if_match(current)
+        identity = service.save_identity(
+            db.session, actor, utcnow(), patient, _identity_input(body), body.get("reason")
         )
+        return identity, etag(identity)
+
+    @blp.arguments(IdentityChangeSchema(partial=True))
+    @blp.response(200, IdentitySchema, headers=ETAG_HEADER)
+    @blp.alt_response(409, description="Changed by someone else at the same time")
+    @blp.alt_response(412, description="If-Match does not match the record's current ETag")
+    def patch(self, body: dict[str, Any], patient_id: int) -> Versioned:
+        """Correct the fields sent, with a reason; the others stay as they are."""
+        actor = api_actor()
+        patient = _patient(patient_id)
+        reason = body.pop("reason", None)
+        if (current := service.get_identity(db.session, actor, patient)) is not None:
+            check_if_match(current)
+        identity = service.change_identity(db.session, actor, utcnow(), patient, body, reason)
+        return identity, etag(identity)
 
 
 @blp.route("/<int:patient_id>/transfer")
@@ -146,6 +172,19 @@ class PatientTransfer(MethodView):
 @blp.route("/<int:patient_id>/site-history")
 class PatientSiteHistory(MethodView):
     @blp.response(200, SiteAssignmentSchema(many=True))
-    def get(self, patient_id: int) -> list[Any]:
-        """Which site owned the patient, over which periods."""
-        return service.site_history(db.session, _patient(patient_id))
+    def get(self, patient_id: int) -> list[dict[str, Any]]:
+        """Which site owned the patient, over which periods. Trial and supply managers get
+        no free-text reasons (`reason_withheld`): they work from pseudonymous data."""
+        actor = api_actor()
+        patient = _patient(patient_id)
+        may_read = policy.can(actor, policy.Action.READ_REASONS, patient)
+        return [
+            {
+                "site_id": a.site_id,
+                "valid_from": a.valid_from,
+                "valid_to": a.valid_to,
+                "reason": a.reason if may_read else None,
+                "reason_withheld": not may_read and a.reason is not None,
+            }
+            for a in service.site_history(db.session, patient)
+        ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, missing, validate
 
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
@@ -100,7 +101,7 @@ class SiteCreateSchema(Schema):
 
 class InvestigatorAppointmentSchema(Schema):
     investigator_id = fields.Integer(required=True)
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
 class SiteSchema(Schema):
@@ -156,8 +157,35 @@ class IdentitySchema(Schema):
     )
 
 
-class IdentityUpdateSchema(IdentitySchema):
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+_IDENTITY_REASON = fields.String(
+    load_default=None,
+    allow_none=True,
+    validate=validate.Length(max=500),
+    metadata={"description": "Why stored personal data is corrected; required for a correction"},
+)
+
+
+def _all_required(name: str, base: type[Schema]) -> type[Schema]:
+    """`base` with every field required (null still allowed where base allows it)."""
+    declared = {}
+    for key, field in base._declared_fields.items():
+        declared[key] = copy.copy(field)
+        declared[key].required = True
+        declared[key].load_default = missing
+    return Schema.from_dict(declared, name=name)
+
+
+class IdentityReplaceSchema(_all_required("IdentityFields", IdentitySchema)):  # type: ignore[misc]
+    """PUT replaces the whole record: every field must be sent, null to clear one, so that
+    a client that forgot a field never erases personal data by accident."""
+
+    reason = _IDENTITY_REASON
+
+
+class IdentityChangeSchema(IdentitySchema):
+    """PATCH changes only the fields sent (load it with `partial=True`)."""
+
+    reason = _IDENTITY_REASON
 
 
 class PatientCreateSchema(Schema):
@@ -171,6 +199,8 @@ class PatientCreateSchema(Schema):
 
 
 class PatientUpdateSchema(Schema):
+    """Send `If-Match` with the ETag you read to be refused (412) if the record changed since."""
+
     status = fields.Enum(PatientStatus, by_value=True)
     timezone = fields.String()
     preferred_language = fields.String()
@@ -193,6 +223,9 @@ class SiteAssignmentSchema(Schema):
     valid_from = UtcDateTime(**_tz)
     valid_to = UtcDateTime(allow_none=True, **_tz)
     reason = fields.String(allow_none=True)
+    reason_withheld = fields.Boolean(
+        metadata={"description": "A reason exists but the caller's role does not read it"}
+    )
 
 
 class AuditQuerySchema(Schema):

@@ -53,7 +53,8 @@ class Users(MethodView):
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
     def post(self, body: dict[str, Any]) -> User:
-        """Create an account (administrators only)."""
+        """Create an account (administrators only). The password given is temporary: its
+        owner must change it (POST /api/v1/auth/password) before getting a token."""
         actor = api_actor()
         policy.require_role(actor, Role.ADMIN)
         return create_user(
@@ -68,6 +69,8 @@ class Users(MethodView):
             timezone=body["timezone"],
             sites=_all(Site, body["site_ids"], "site_ids"),
             trials=_all(Trial, body["trial_ids"], "trial_ids"),
+            # The administrator chose this password, so it is known to someone else.
+            must_change_password=True,
         )
 
 

@@ -19,19 +19,20 @@ from dct_platform.models.trials import (
 )
 from dct_platform.models.users import (
     ApiToken,
-    LoginFailure,
+    LoginThrottle,
     Role,
     SiteMembership,
     TrialAccess,
     User,
 )
+from dct_platform.models.web_sessions import WebSession
 
 __all__ = [
     "ApiToken",
     "AuditChainHead",
     "AuditEntry",
     "JobRun",
-    "LoginFailure",
+    "LoginThrottle",
     "MailOutbox",
     "OutboxStatus",
     "Patient",
@@ -48,4 +49,5 @@ __all__ = [
     "TrialPhase",
     "TrialStatus",
     "User",
+    "WebSession",
 ]

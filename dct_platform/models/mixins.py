@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from dct_platform.timeutil import UTCDateTime
 
@@ -23,6 +24,29 @@ class Audited:
     shown only to those who may see the record itself.
     """
 
-    __audit_exclude__: frozenset[str] = frozenset({"created_at", "updated_at"})
+    __audit_exclude__: frozenset[str] = frozenset({"created_at", "updated_at", "version"})
     __audit_redact__: frozenset[str] = frozenset()
     __personal_data__: bool = False
+    # Fields that are personal data in some of the table's records (`personal_records`).
+    __personal_fields__: frozenset[str] = frozenset()
+
+    @classmethod
+    def personal_records(cls, session: Any, record_ids: set[str]) -> set[str]:
+        """Which of these records hold personal data in `__personal_fields__`."""
+        return set()
+
+
+class Versioned:
+    """Optimistic concurrency for records people edit.
+
+    Every UPDATE says `WHERE version = <the version read>` and bumps it, so of two people
+    who changed the same record from the same starting point, the second is refused
+    (StaleDataError, answered 409) instead of silently overwriting the first. Clients send
+    the version they read (an API `If-Match`, a hidden form field) to be refused up front.
+    """
+
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.version}

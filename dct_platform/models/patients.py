@@ -3,11 +3,11 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped
+from dct_platform.models.mixins import Audited, Timestamped, Versioned
 from dct_platform.models.trials import Site, Trial, enum_column
 from dct_platform.timeutil import UTCDateTime
 
@@ -20,7 +20,7 @@ class PatientStatus(enum.StrEnum):
     SCREEN_FAILED = "screen_failed"
 
 
-class Patient(Audited, Timestamped, db.Model):
+class Patient(Audited, Versioned, Timestamped, db.Model):
     """The pseudonymous subject record. Names and addresses live in PatientIdentity."""
 
     __tablename__ = "patients"
@@ -50,7 +50,7 @@ class Patient(Audited, Timestamped, db.Model):
         return f"<Patient {self.id} {self.subject_number}>"
 
 
-class PatientIdentity(Audited, Timestamped, db.Model):
+class PatientIdentity(Audited, Versioned, Timestamped, db.Model):
     """Directly identifying personal data, kept apart from the subject record."""
 
     __tablename__ = "patient_identities"
@@ -76,9 +76,24 @@ class PatientIdentity(Audited, Timestamped, db.Model):
 
 
 class PatientSiteAssignment(Audited, db.Model):
-    """Which site owned the patient over which period (half-open: [valid_from, valid_to))."""
+    """Which site owned the patient over which period (half-open: [valid_from, valid_to)).
+
+    Periods of one patient never overlap: one open period per patient (a unique partial
+    index), periods that end after they start, and on PostgreSQL an exclusion constraint
+    over the time ranges (migration 0004), so no race can leave two owners at once.
+    """
 
     __tablename__ = "patient_site_assignments"
+    __table_args__ = (
+        Index(
+            "uq_patient_site_assignments_open",
+            "patient_id",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)

@@ -4,11 +4,11 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped
+from dct_platform.models.mixins import Audited, Timestamped, Versioned
 from dct_platform.timeutil import UTCDateTime
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Sponsor(Audited, Timestamped, db.Model):
         return f"<Sponsor {self.id} {self.name!r}>"
 
 
-class Trial(Audited, Timestamped, db.Model):
+class Trial(Audited, Versioned, Timestamped, db.Model):
     __tablename__ = "trials"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -73,7 +73,7 @@ class Trial(Audited, Timestamped, db.Model):
         return f"<Trial {self.id} {self.protocol_number}>"
 
 
-class Site(Audited, Timestamped, db.Model):
+class Site(Audited, Versioned, Timestamped, db.Model):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("trial_id", "site_number"),)
 
@@ -103,6 +103,17 @@ class SiteInvestigatorPeriod(Audited, db.Model):
     the investigator responsible at the time it happened, not to today's."""
 
     __tablename__ = "site_investigator_periods"
+    # One principal investigator at a time, as for patient ownership (migration 0004).
+    __table_args__ = (
+        Index(
+            "uq_site_investigator_periods_open",
+            "site_id",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)

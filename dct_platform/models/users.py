@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped
+from dct_platform.models.mixins import Audited, Timestamped, Versioned
 from dct_platform.models.trials import Site, Trial, enum_column
 from dct_platform.timeutil import UTCDateTime
 
@@ -41,9 +42,25 @@ SITE_ROLES = frozenset({Role.SITE_STAFF, Role.INVESTIGATOR})
 TRIAL_ROLES = frozenset({Role.SUPPLY_MANAGER, Role.TRIAL_MANAGER})
 
 
-class User(UserMixin, Audited, Timestamped, db.Model):
+class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
     __tablename__ = "users"
     __audit_redact__ = frozenset({"password_hash"})
+    # A patient's portal account carries their real name and e-mail: personal data, shown
+    # only where the patient's identity is. Usernames of patients are derived from the
+    # pseudonymous subject number; staff accounts are professional contact data.
+    __personal_fields__ = frozenset({"display_name", "email"})
+
+    @classmethod
+    def personal_records(cls, session: Any, record_ids: set[str]) -> set[str]:
+        ids = [int(i) for i in record_ids if i.isdigit()]
+        if not ids:
+            return set()
+        return {
+            str(i)
+            for i in session.scalars(
+                select(cls.id).where(cls.id.in_(ids), cls.role == Role.PATIENT)
+            )
+        }
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
@@ -139,15 +156,23 @@ class ApiToken(db.Model):
         return f"<ApiToken {self.id} user={self.user_id}>"
 
 
-class LoginFailure(db.Model):
-    """Failed sign-ins, shared by every app process, for throttling guessing."""
+class LoginThrottle(db.Model):
+    """Sign-in attempts counted per key, shared by every app process, to throttle guessing.
 
-    __tablename__ = "login_failures"
+    One row per (kind, key), e.g. ("user", "anna") or ("address", "203.0.113.7"). It is only
+    ever changed by a single INSERT ... ON CONFLICT DO UPDATE, so that parallel attempts
+    cannot all read the same count and slip past the limit together.
+    """
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), index=True)
-    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    __tablename__ = "login_throttle"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # Attempts reserved in the window; a successful sign-in gives its reservation back.
+    failures: Mapped[int] = mapped_column(default=0)
+    # Set once a slowed-down key is past its limit: no attempt is let through before it.
+    next_allowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def __repr__(self) -> str:
-        return f"<LoginFailure {self.username} {self.occurred_at}>"
+        return f"<LoginThrottle {self.kind} {self.key} {self.failures}>"

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dct_platform import audit, policy
+from dct_platform import audit, outbox, policy
 from dct_platform.errors import (
     Conflict,
     Forbidden,
+    PasswordChangeRequired,
     TooManyAttempts,
     Unauthorized,
     ValidationFailed,
 )
+from dct_platform.mail import OutgoingMail
 from dct_platform.models import (
     ApiToken,
-    LoginFailure,
+    LoginThrottle,
     Site,
     SiteMembership,
     Trial,
@@ -37,14 +42,35 @@ from dct_platform.security import (
     token_digest,
     verify_password,
 )
-from dct_platform.timeutil import is_valid_timezone
+from dct_platform.timeutil import UTCDateTime, is_valid_timezone
 
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
+    """How many sign-in attempts are let through, counted per key within `window`.
+
+    - per (username, client address): `max_failures`, then that address waits out the window;
+    - per client address, whatever the username: `max_failures_per_ip`, likewise;
+    - per username, from any address: `max_failures_per_username`, then one attempt per
+      delay that doubles from `first_delay` up to `max_delay`. Never a hard lock, so that
+      someone who knows a username cannot lock its owner out.
+    """
+
     max_failures: int = 5
     window: timedelta = timedelta(minutes=15)
     max_failures_per_ip: int = 50
+    max_failures_per_username: int = 20
+    first_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ThrottlePolicy:
+        return cls(
+            max_failures=config["LOGIN_MAX_FAILURES"],
+            window=timedelta(seconds=config["LOGIN_FAILURE_WINDOW_SECONDS"]),
+            max_failures_per_ip=config["LOGIN_MAX_FAILURES_PER_IP"],
+            max_failures_per_username=config.get("LOGIN_MAX_FAILURES_PER_USERNAME", 20),
+        )
 
 
 def create_user(
@@ -71,7 +97,7 @@ def create_user(
         errors["username"] = ["Give a username of 1 to 80 characters."]
     elif session.scalar(select(User.id).where(User.username == username)):
         raise Conflict(f"The username {username!r} is taken.", {"fields": {"username": ["taken"]}})
-    if problems := password_problems(password):
+    if problems := password_problems(password, username):
         errors["password"] = problems
     if not is_valid_timezone(timezone):
         errors["timezone"] = [f"Unknown time zone {timezone!r}."]
@@ -112,7 +138,7 @@ def set_password(
     *,
     system: str | None = None,
 ) -> None:
-    if problems := password_problems(password):
+    if problems := password_problems(password, user.username):
         raise ValidationFailed(
             "The password is not acceptable.", {"fields": {"password": problems}}
         )
@@ -160,7 +186,7 @@ def change_own_password(
     errors: dict[str, list[str]] = {}
     if not verify_password(user.password_hash, current):
         errors["current_password"] = [_l("This is not your current password.")]
-    if problems := password_problems(new):
+    if problems := password_problems(new, user.username):
         errors["new_password"] = problems
     elif current == new:
         errors["new_password"] = [_l("Choose a password different from the current one.")]
@@ -247,25 +273,178 @@ def set_access(
     session.expire(user, ["site_memberships", "trial_access"])
 
 
-def _check_throttle(
-    session: Session, username: str, remote_addr: str, now: datetime, policy: ThrottlePolicy
-) -> None:
+# Kinds of LoginThrottle counters.
+PER_USERNAME_AND_ADDRESS = "user_address"
+PER_ADDRESS = "address"
+PER_USERNAME = "user"
+
+
+@dataclass(frozen=True)
+class _Counter:
+    kind: str
+    key: str
+    limit: int
+    slow_down: bool  # past the limit one attempt per growing delay, rather than none
+
+
+def _counters(username: str, remote_addr: str, policy: ThrottlePolicy) -> list[_Counter]:
+    # Always taken in this order, so that two attempts never wait on each other's rows in
+    # opposite orders (a deadlock on PostgreSQL). The address goes first in the pair's key:
+    # it never contains "|", so no username can make two pairs collide.
+    return [
+        _Counter(PER_USERNAME_AND_ADDRESS, f"{remote_addr}|{username}", policy.max_failures, False),
+        _Counter(PER_ADDRESS, remote_addr, policy.max_failures_per_ip, False),
+        _Counter(PER_USERNAME, username, policy.max_failures_per_username, True),
+    ]
+
+
+def _slow_down_delays(policy: ThrottlePolicy) -> list[timedelta]:
+    delays = [min(policy.first_delay, policy.max_delay)]
+    while timedelta(0) < delays[-1] < policy.max_delay:
+        delays.append(min(delays[-1] * 2, policy.max_delay))
+    return delays
+
+
+def _insert(session: Session) -> Any:
+    # Both dialects offer INSERT ... ON CONFLICT DO UPDATE ... RETURNING with the same API.
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _at(moment: datetime) -> ColumnElement[datetime]:
+    return literal(moment, UTCDateTime())
+
+
+def _reserve(
+    session: Session, counter: _Counter, now: datetime, policy: ThrottlePolicy
+) -> datetime | None:
+    """Count one attempt against `counter` unless it is throttled; the window's start, or
+    None when the attempt must be refused.
+
+    One statement both checks and counts: PostgreSQL locks the row for the conflict update
+    and evaluates its WHERE on the newest version, and SQLite runs one writer at a time, so
+    however many attempts arrive together, no more than the limit get through.
+    """
+    t = LoginThrottle.__table__
     since = now - policy.window
-    by_user = session.scalar(
-        select(func.count()).where(
-            LoginFailure.username == username, LoginFailure.occurred_at > since
+    if counter.slow_down:
+        # A slowed-down username starts afresh only after a whole quiet window, so that
+        # waiting out one window does not buy another batch of fast guesses.
+        expired = and_(
+            t.c.window_start <= since,
+            or_(t.c.next_allowed_at.is_(None), t.c.next_allowed_at <= since),
         )
+        allowed = or_(expired, t.c.next_allowed_at.is_(None), t.c.next_allowed_at <= now)
+    else:
+        expired = t.c.window_start <= since
+        allowed = or_(expired, t.c.failures < counter.limit)
+    failures = case((expired, 1), else_=t.c.failures + 1)
+    values: dict[str, Any] = {
+        "failures": failures,
+        "window_start": case((expired, _at(now)), else_=t.c.window_start),
+    }
+    first_next_allowed = None
+    if counter.slow_down:
+        delays = _slow_down_delays(policy)
+        values["next_allowed_at"] = case(
+            (failures < counter.limit, case((expired, None), else_=t.c.next_allowed_at)),
+            *((failures == counter.limit + i, _at(now + d)) for i, d in enumerate(delays)),
+            else_=_at(now + delays[-1]),
+        )
+        if counter.limit <= 1:
+            first_next_allowed = now + delays[0]
+    insert = _insert(session)
+    statement = (
+        insert(t)
+        .values(
+            kind=counter.kind,
+            key=counter.key,
+            window_start=now,
+            failures=1,
+            next_allowed_at=first_next_allowed,
+        )
+        .on_conflict_do_update(index_elements=[t.c.kind, t.c.key], set_=values, where=allowed)
+        .returning(t.c.window_start)
     )
-    by_ip = session.scalar(
-        select(func.count()).where(
-            LoginFailure.remote_addr == remote_addr, LoginFailure.occurred_at > since
-        )
+    return session.execute(statement).scalar()
+
+
+def _give_back(session: Session, counter: _Counter) -> None:
+    t = LoginThrottle.__table__
+    session.execute(
+        update(t)
+        .where(t.c.kind == counter.kind, t.c.key == counter.key, t.c.failures > 0)
+        .values(failures=t.c.failures - 1)
     )
-    if (by_user or 0) >= policy.max_failures or (by_ip or 0) >= policy.max_failures_per_ip:
-        raise TooManyAttempts(
-            "Too many failed sign-in attempts. Wait a few minutes and try again.",
-            retry_after=int(policy.window.total_seconds()),
+
+
+def _retry_after(session: Session, counter: _Counter, now: datetime, policy: ThrottlePolicy) -> int:
+    t = LoginThrottle.__table__
+    row = session.execute(
+        select(t.c.window_start, t.c.next_allowed_at).where(
+            t.c.kind == counter.kind, t.c.key == counter.key
         )
+    ).one()
+    if counter.slow_down and row.next_allowed_at is not None:
+        until = row.next_allowed_at
+    else:
+        until = row.window_start + policy.window
+    return max(1, math.ceil((until - now).total_seconds()))
+
+
+def _reserve_attempt(
+    session: Session, username: str, remote_addr: str, now: datetime, policy: ThrottlePolicy
+) -> tuple[list[_Counter], datetime]:
+    """Count the attempt on every counter before its password is checked; the counters and
+    the per-username window's start. A refusal gives back what it had counted, so that
+    refused attempts (never checked) do not count."""
+    counters = _counters(username, remote_addr, policy)
+    taken: list[_Counter] = []
+    window_start = now
+    for counter in counters:
+        started = _reserve(session, counter, now, policy)
+        if started is None:
+            retry_after = _retry_after(session, counter, now, policy)
+            for earlier in taken:
+                _give_back(session, earlier)
+            raise TooManyAttempts(
+                "Too many failed sign-in attempts. Wait a few minutes and try again.",
+                retry_after=retry_after,
+            )
+        taken.append(counter)
+        window_start = started
+    return counters, window_start
+
+
+def _failures(session: Session, counter: _Counter) -> int:
+    t = LoginThrottle.__table__
+    return (
+        session.scalar(select(t.c.failures).where(t.c.kind == counter.kind, t.c.key == counter.key))
+        or 0
+    )
+
+
+def _warn_owner(session: Session, user: User, now: datetime, window_start: datetime) -> None:
+    """Tell the owner their account is being guessed at; once per user and window."""
+    if not user.email:
+        return
+    outbox.enqueue(
+        session,
+        now,
+        OutgoingMail(
+            to=[user.email],
+            subject="Many failed sign-in attempts on your account",
+            text=(
+                f"Hello {user.display_name},\n\n"
+                f"someone has tried many wrong passwords for your account {user.username} "
+                f"since {window_start:%Y-%m-%d %H:%M} UTC. Further attempts are slowed down; "
+                "you can still sign in with your password.\n\n"
+                "If this was not you, choose a new password that is not used anywhere else "
+                "(Account > Password) and tell your administrator.\n"
+            ),
+        ),
+        dedup_key=f"sign-in-guessing:{user.id}:{window_start.isoformat()}",
+    )
 
 
 def authenticate(
@@ -277,23 +456,29 @@ def authenticate(
     now: datetime,
     policy: ThrottlePolicy,
 ) -> User:
-    """Check a username and password; failures are recorded and throttle further tries.
+    """Check a username and password, throttling guesses (see `ThrottlePolicy`).
 
-    The failure row is flushed with the caller's transaction: callers commit even when this
-    raises, so that a wrong password still counts.
+    The attempt is counted before the password is checked and given back when it is right.
+    Callers commit even when this raises, so that a wrong password still counts.
     """
-    username = (username or "").strip().lower()
-    _check_throttle(session, username, remote_addr, now, policy)
+    username = (username or "").strip().lower()[:80]
+    remote_addr = (remote_addr or "unknown")[:64]
+    counters, window_start = _reserve_attempt(session, username, remote_addr, now, policy)
     user = session.scalar(select(User).where(User.username == username))
     if not verify_password(user.password_hash if user else None, password or "") or not (
         user and user.is_enabled
     ):
-        session.add(
-            LoginFailure(username=username[:80], remote_addr=remote_addr[:64], occurred_at=now)
-        )
-        session.flush()
+        per_username = counters[-1]
+        if user is not None and _failures(session, per_username) >= per_username.limit:
+            _warn_owner(session, user, now, window_start)
         raise Unauthorized("The username or password is not correct.")
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    pair, *others = counters
+    t = LoginThrottle.__table__
+    # The right password from this address clears its count there; elsewhere only this
+    # attempt is given back, so an attacker's count does not vanish when the owner signs in.
+    session.execute(delete(t).where(t.c.kind == pair.kind, t.c.key == pair.key))
+    for counter in others:
+        _give_back(session, counter)
     # last_login_at and rehashing are bookkeeping, not regulated data changes; they stay out
     # of the audit trail deliberately by going through a Core update.
     values: dict[str, object] = {"last_login_at": now}
@@ -308,9 +493,28 @@ def authenticate(
     return user
 
 
+def change_password_with_credentials(
+    session: Session,
+    username: str,
+    current: str,
+    new: str,
+    *,
+    remote_addr: str,
+    now: datetime,
+    policy: ThrottlePolicy,
+) -> User:
+    """For API clients, which cannot get a token with a temporary password: the current
+    password stands in for a signed-in session, and wrong ones count like sign-in failures."""
+    user = authenticate(session, username, current, remote_addr=remote_addr, now=now, policy=policy)
+    change_own_password(session, user, now, current, new)
+    return user
+
+
 def issue_token(
     session: Session, user: User, now: datetime, ttl: timedelta
 ) -> tuple[str, ApiToken]:
+    if user.must_change_password:
+        raise PasswordChangeRequired()
     token = new_token()
     record = ApiToken(
         user_id=user.id, token_hash=token_digest(token), created_at=now, expires_at=now + ttl
@@ -339,9 +543,15 @@ def revoke_token(session: Session, token: str, now: datetime) -> bool:
 
 
 def purge_stale_auth_records(session: Session, now: datetime, failure_window: timedelta) -> int:
-    """Housekeeping: drop expired tokens (after a grace day) and old sign-in failures."""
+    """Housekeeping: drop expired tokens (after a grace day) and stale sign-in counters."""
     tokens = session.execute(delete(ApiToken).where(ApiToken.expires_at < now - timedelta(days=1)))
-    failures = session.execute(
-        delete(LoginFailure).where(LoginFailure.occurred_at < now - failure_window)
+    t = LoginThrottle.__table__
+    since = now - failure_window
+    # A slowed-down username keeps its counter until its last delay is a window in the past.
+    counters = session.execute(
+        delete(t).where(
+            t.c.window_start < since,
+            or_(t.c.next_allowed_at.is_(None), t.c.next_allowed_at < since),
+        )
     )
-    return (tokens.rowcount or 0) + (failures.rowcount or 0)
+    return (tokens.rowcount or 0) + (counters.rowcount or 0)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit, policy, signals
 from dct_platform.errors import Conflict, NotFound, ValidationFailed
+from dct_platform.locking import lock_for_update
 from dct_platform.models import (
     AuditEntry,
     Patient,
@@ -200,6 +201,40 @@ def save_identity(
     return identity
 
 
+def change_identity(
+    session: Session,
+    actor: User,
+    now: datetime,
+    patient: Patient,
+    changes: dict[str, Any],
+    reason: str | None,
+) -> PatientIdentity:
+    """Correct some fields of recorded personal data; the others stay as they are."""
+    policy.authorize(actor, Action.EDIT_IDENTITY, patient)
+    unknown = set(changes) - set(IDENTITY_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            "Unknown fields.", {"fields": {k: ["not a personal data field"] for k in unknown}}
+        )
+    identity = session.get(PatientIdentity, patient.id)
+    if identity is None:
+        raise NotFound("No personal data is recorded for this patient; record it first.")
+    errors = {
+        k: ["cannot be empty"]
+        for k in ("given_name", "family_name")
+        if k in changes and not (changes[k] or "").strip()
+    }
+    if not (reason and reason.strip()):
+        errors["reason"] = ["required for a correction"]
+    if errors:
+        raise ValidationFailed(
+            "The personal data was not changed; see details.", {"fields": errors}
+        )
+    with audit.acting(session, actor, now, reason):
+        _apply(identity, changes, now)
+    return identity
+
+
 def transfer_patient(
     session: Session,
     actor: User,
@@ -208,7 +243,12 @@ def transfer_patient(
     to_site: Site,
     reason: str,
 ) -> PatientSiteAssignment:
-    """Move ownership to another site of the same trial from `now`; the history is kept."""
+    """Move ownership to another site of the same trial from `now`; the history is kept.
+
+    Concurrent transfers of one patient queue on the patient's row and each re-checks
+    the site it finds, so the ownership history never has two open periods.
+    """
+    lock_for_update(session, patient)
     policy.authorize(actor, Action.TRANSFER, patient)
     if not (reason and reason.strip()):
         raise ValidationFailed(
@@ -229,6 +269,10 @@ def transfer_patient(
             )
         )
         if current is not None:
+            if now <= current.valid_from:
+                raise Conflict(
+                    "The patient's site changed at the same moment; reload and try again."
+                )
             current.valid_to = now
         assignment = PatientSiteAssignment(
             patient_id=patient.id, site_id=to_site.id, valid_from=now, reason=reason

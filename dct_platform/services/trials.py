@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit, policy
 from dct_platform.errors import Conflict, ValidationFailed
+from dct_platform.locking import lock_for_update
 from dct_platform.models import Site, SiteInvestigatorPeriod, SiteMembership, Sponsor, Trial, User
 from dct_platform.models.trials import TrialPhase, TrialStatus
 from dct_platform.models.users import Role
@@ -124,12 +125,24 @@ def appoint_principal_investigator(
     reason: str | None = None,
     system: str | None = None,
 ) -> None:
-    """Make `investigator` the site's PI from `now`, closing the previous PI's period."""
+    """Make `investigator` the site's PI from `now`, closing the previous PI's period.
+
+    A change of responsibility needs a reason; appointing the PI already in post changes
+    nothing. Concurrent appointments queue on the site's row.
+    """
     _require_admin(actor, system)
     if investigator.role is not Role.INVESTIGATOR:
         raise ValidationFailed(
-            "Only a user with the investigator role can be principal investigator."
+            "Only a user with the investigator role can be principal investigator.",
+            {"fields": {"investigator_id": ["not an investigator"]}},
         )
+    if system is None and not (reason and reason.strip()):
+        raise ValidationFailed(
+            "Say why the principal investigator changes.", {"fields": {"reason": ["required"]}}
+        )
+    lock_for_update(session, site)
+    if site.principal_investigator_id == investigator.id:
+        return
     with audit.acting(session, actor, now, reason, system=system):
         # Through the ORM, not a bulk UPDATE, so that closing the old period is audited too.
         for period in session.scalars(
@@ -137,6 +150,10 @@ def appoint_principal_investigator(
                 SiteInvestigatorPeriod.site_id == site.id, SiteInvestigatorPeriod.valid_to.is_(None)
             )
         ):
+            if now <= period.valid_from:
+                raise Conflict(
+                    "The principal investigator changed at the same moment; reload and retry."
+                )
             period.valid_to = now
         session.add(
             SiteInvestigatorPeriod(site_id=site.id, investigator_id=investigator.id, valid_from=now)

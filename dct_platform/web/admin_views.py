@@ -8,6 +8,7 @@ from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
 from dct_platform.audit import masked_for_oversight, verify_chain
+from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.errors import DomainError
 from dct_platform.extensions import db
 from dct_platform.jobs import AUDIT_INTACT, AUDIT_JOB
@@ -53,7 +54,7 @@ def admin_audit() -> str:
         query = query.where(AuditEntry.record_id == record)
     if before:
         query = query.where(AuditEntry.seq < before)
-    entries = masked_for_oversight(list(db.session.scalars(query)))
+    entries = masked_for_oversight(db.session, list(db.session.scalars(query)))
     older = entries[-1]["seq"] if len(entries) == page_size else None
     tables = sorted(db.session.scalars(select(AuditEntry.table_name).distinct()))
     last_check = db.session.scalar(
@@ -78,7 +79,7 @@ def admin_audit() -> str:
 @roles_required(Role.ADMIN)
 def admin_audit_verify() -> Response:
     """Verify the whole chain now (the scheduler does it daily)."""
-    result = verify_chain(db.session)
+    result = verify_chain(db.session, CheckpointStore.from_config(current_app.config))
     if result.ok:
         flash(f"Chain verified now: {result.checked} entries intact.", "success")
     else:

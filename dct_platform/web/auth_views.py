@@ -7,11 +7,12 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from dct_platform.auth import throttle_policy
+from dct_platform.auth import WEB_SESSION_KEY, throttle_policy
 from dct_platform.db_session import keep_despite_error
 from dct_platform.errors import TooManyAttempts, Unauthorized
 from dct_platform.extensions import db
 from dct_platform.services.accounts import authenticate
+from dct_platform.services.web_sessions import end_web_session, open_web_session
 from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
 from dct_platform.web.forms import LoginForm
@@ -58,6 +59,7 @@ def login() -> Response | str | tuple[str, int]:
             # request, the session ends after that much inactivity (automatic sign-off).
             session.permanent = True
             login_user(user)
+            session[WEB_SESSION_KEY] = open_web_session(db.session, user, utcnow())
             return redirect(_safe_next(request.args.get("next")) or url_for("web.home"))
     elif request.method == "POST":
         status = 400
@@ -66,6 +68,7 @@ def login() -> Response | str | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
+    end_web_session(db.session, session.get(WEB_SESSION_KEY), utcnow())
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

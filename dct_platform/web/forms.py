@@ -6,6 +6,7 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    HiddenField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -16,6 +17,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from dct_platform.i18n import SUPPORTED_LANGUAGES
+from dct_platform.security import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
 class LoginForm(FlaskForm):
@@ -31,7 +33,20 @@ class LoginForm(FlaskForm):
     )
 
 
-class IdentityForm(FlaskForm):
+class VersionedForm(FlaskForm):
+    """A form that edits a versioned record: it carries the version the page showed, so
+    that saving from a page someone else's change has outdated is refused, not applied."""
+
+    version = HiddenField()
+
+    def submitted_version(self) -> int | None:
+        try:
+            return int(self.version.data)
+        except (TypeError, ValueError):
+            return None
+
+
+class IdentityForm(VersionedForm):
     given_name = StringField("Given name", validators=[DataRequired(), Length(max=100)])
     family_name = StringField("Family name", validators=[DataRequired(), Length(max=100)])
     date_of_birth = DateField("Date of birth", validators=[Optional()])
@@ -74,14 +89,23 @@ class PreferencesForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(
         _l("Current password"),
-        validators=[DataRequired()],
+        validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)],
         render_kw={"autocomplete": "current-password"},
     )
+    # The length is checked here too so that a huge body is refused before any hashing; the
+    # rest of the password policy is the service's (`security.password_problems`).
     new_password = PasswordField(
         _l("New password"),
         validators=[
             DataRequired(),
-            Length(min=10, max=1024, message=_l("Use at least 10 characters.")),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                message=_l("Use at least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
+            ),
+            Length(
+                max=MAX_PASSWORD_LENGTH,
+                message=_l("Use at most %(n)d characters.", n=MAX_PASSWORD_LENGTH),
+            ),
         ],
         render_kw={"autocomplete": "new-password"},
     )

@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
-from dct_platform.errors import DomainError, NotFound
+from dct_platform.errors import DomainError, NotFound, expect_version
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site
 from dct_platform.models.patients import PatientStatus
@@ -142,20 +142,25 @@ def site_patient(patient_id: int) -> tuple[str, int]:
 def site_patient_identity(patient_id: int) -> Response | tuple[str, int]:
     patient = policy.get_visible(db.session, current_user, Patient, patient_id)
     form = IdentityForm()
+    status = 422
     if form.validate_on_submit():
         data = service.IdentityInput(
             **{k: getattr(form, k).data or None for k in service.IDENTITY_FIELDS}
         )
         try:
+            current = service.get_identity(db.session, current_user, patient)
+            if current is not None:
+                expect_version(current, form.submitted_version())
             service.save_identity(
                 db.session, current_user, utcnow(), patient, data, form.reason.data
             )
         except DomainError as exc:
             show_domain_error(form, exc)
+            status = exc.status
         else:
             flash("Personal data saved.", "success")
             return redirect(url_for("web.site_patient", patient_id=patient.id))
-    return _render_patient(patient, identity_form=form, status=422)
+    return _render_patient(patient, identity_form=form, status=status)
 
 
 @bp.post("/site/patients/<int:patient_id>/transfer")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,64 +18,26 @@ from sqlalchemy import select
 
 from dct_platform.extensions import db
 from dct_platform.models import JobRun
-
-DCT = shutil.which("dct", path=str(Path(sys.executable).parent))
-
-
-def _env(database_url: str, instance: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DATABASE_URL=database_url, DCT_INSTANCE_PATH=str(instance), SECRET_KEY="process-test"
-    )
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
-
-
-def _wait_until_serving(
-    proc: subprocess.Popen[str], base: str, seconds: float
-) -> requests.Response:
-    """The first /healthz answer; fails with the process's output if it dies or is too slow."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return requests.get(f"{base}/healthz", timeout=2)
-        except requests.ConnectionError:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()  # type: ignore[union-attr]
-            time.sleep(0.3)
+from tests.support.processes import DCT, free_port, process_env, stop, wait_until_serving
 
 
 def test_dct_serve_runs_gunicorn(database_url: str, tmp_path: Path) -> None:
     assert DCT, "the dct console command is installed with the package"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [DCT, "serve", "--port", str(port), "--workers", "2"],
-        env=_env(database_url, tmp_path),
+        env=process_env(database_url, tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        response = _wait_until_serving(proc, f"http://127.0.0.1:{port}", 30)
+        response = wait_until_serving(proc, f"http://127.0.0.1:{port}", 30)
         assert response.status_code == 200 and response.json()["database"] == "ok"
         login = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
         assert login.status_code == 200 and "HttpOnly" in login.headers["Set-Cookie"]
     finally:
-        output = _stop(proc)
+        output = stop(proc)
     assert "Booting worker" in output
 
 
@@ -87,7 +47,7 @@ def test_a_second_scheduler_process_does_no_harm(
     procs = [
         subprocess.Popen(
             [DCT, "scheduler"],
-            env=_env(database_url, tmp_path / str(i)),
+            env=process_env(database_url, tmp_path / str(i)),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -108,7 +68,7 @@ def test_a_second_scheduler_process_does_no_harm(
         time.sleep(3)  # give the second process time to try the same slot
         assert all(p.poll() is None for p in procs), "a scheduler process died"
     finally:
-        outputs = [_stop(p) for p in procs]
+        outputs = [stop(p) for p in procs]
     with app.app_context():
         runs = db.session.scalars(select(JobRun).where(JobRun.job_id == "core.housekeeping")).all()
     assert len(runs) == 1 and runs[0].outcome.startswith("removed")
@@ -120,7 +80,7 @@ def test_a_second_scheduler_process_does_no_harm(
 def test_dct_command_lists_its_commands(database_url: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [DCT, "--help"],
-        env=_env(database_url, tmp_path),
+        env=process_env(database_url, tmp_path),
         capture_output=True,
         text=True,
         check=False,
@@ -137,7 +97,7 @@ def test_audit_verify_through_flask_app_wsgi(database_url: str, tmp_path: Path) 
     result = subprocess.run(
         [flask, "--app", "wsgi", "dct", "audit", "verify"],
         cwd=root,
-        env=_env(database_url, tmp_path),
+        env=process_env(database_url, tmp_path),
         capture_output=True,
         text=True,
         check=False,
@@ -153,7 +113,7 @@ def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
         k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k != "DATABASE_URL"
     }
     env.update(DCT_INSTANCE_PATH=str(tmp_path), SECRET_KEY="demo-test")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [DCT, "demo", "--port", str(port)],
         env=env,
@@ -163,7 +123,7 @@ def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        assert _wait_until_serving(proc, base, 90).status_code == 200
+        assert wait_until_serving(proc, base, 90).status_code == 200
         assert requests.get(f"{base}/api/v1/openapi.json", timeout=5).status_code == 200
         assert requests.get(f"{base}/login", timeout=5).status_code == 200
         assert (tmp_path / "dct.sqlite3").exists()
@@ -192,5 +152,5 @@ def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
             codes = list(pool.map(token, first_of_each.values()))
         assert codes == [201] * 7
     finally:
-        output = _stop(proc)
+        output = stop(proc)
     assert "Demo logins" in output and "serving on" in output

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dct_platform.extensions import db
-from dct_platform.models import JobRun, LoginFailure
+from dct_platform.models import JobRun, LoginThrottle
 from dct_platform.scheduler import build_scheduler, register_job, run_job
 from tests.conftest import make_app
 
@@ -60,18 +60,27 @@ def test_core_housekeeping_job_purges_old_failures(app: Flask) -> None:
     with app.app_context():
         db.session.add_all(
             [
-                LoginFailure(
-                    username="a", remote_addr="1.2.3.4", occurred_at=T0 - timedelta(hours=2)
+                LoginThrottle(
+                    kind="user", key="a", window_start=T0 - timedelta(hours=2), failures=3
                 ),
-                LoginFailure(
-                    username="b", remote_addr="1.2.3.4", occurred_at=T0 - timedelta(minutes=1)
+                LoginThrottle(
+                    kind="user", key="b", window_start=T0 - timedelta(minutes=1), failures=3
+                ),
+                # Slowed down until a minute ago: kept a while longer, or the next batch of
+                # guesses at "c" would start from zero.
+                LoginThrottle(
+                    kind="user",
+                    key="c",
+                    window_start=T0 - timedelta(hours=2),
+                    failures=30,
+                    next_allowed_at=T0 - timedelta(minutes=1),
                 ),
             ]
         )
         db.session.commit()
     assert run_job(app, "core.housekeeping", T0) is True
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(LoginFailure)) == 1
+        assert set(db.session.scalars(select(LoginThrottle.key))) == {"b", "c"}
 
 
 def test_scheduler_has_every_registered_job(app: Flask) -> None:

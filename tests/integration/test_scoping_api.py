@@ -94,7 +94,7 @@ def test_changing_out_of_scope_patient_changes_nothing(
         client.patch(
             f"/api/v1/patients/{pid}", headers=headers, json={"status": "withdrawn", "reason": "x"}
         ),
-        client.put(
+        client.patch(
             f"/api/v1/patients/{pid}/identity",
             headers=headers,
             json={"given_name": "Mallory", "family_name": "Evil", "reason": "x"},

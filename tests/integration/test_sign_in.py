@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from dct_platform.extensions import db
-from dct_platform.models import ApiToken, LoginFailure, User
+from dct_platform.models import ApiToken, LoginThrottle, User
 from dct_platform.services import accounts
 from tests.conftest import make_app
 from tests.support.clients import login, submit
@@ -136,7 +136,10 @@ def test_behind_a_trusted_proxy_failures_count_per_real_client(
             headers={"X-Forwarded-For": "203.0.113.7"},
         )
     with app.app_context():
-        assert set(db.session.scalars(select(LoginFailure.remote_addr))) == {"203.0.113.7"}
+        counted = set(
+            db.session.scalars(select(LoginThrottle.key).where(LoginThrottle.kind != "user"))
+        )
+        assert counted == {"203.0.113.7", "203.0.113.7|nurse"}
         db.session.remove()  # hand the connection back before the pool is closed
         db.engine.dispose()
 

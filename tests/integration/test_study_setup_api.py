@@ -94,9 +94,10 @@ def test_set_up_input_is_checked(client: FlaskClient, world: World) -> None:
     not_pi = client.put(
         f"/api/v1/sites/{world.berlin.id}/principal-investigator",
         headers=admin,
-        json={"investigator_id": world.users["nurse"].id},
+        json={"investigator_id": world.users["nurse"].id, "reason": "Site initiation"},
     )
     assert not_pi.status_code == 422
+    assert set(not_pi.get_json()["details"]["fields"]) == {"investigator_id"}
 
 
 def test_only_administrators_set_up_studies(app: Flask, client: FlaskClient, world: World) -> None:
@@ -122,7 +123,7 @@ def test_only_administrators_set_up_studies(app: Flask, client: FlaskClient, wor
         client.put(
             f"/api/v1/sites/{world.berlin.id}/principal-investigator",
             headers=coord,
-            json={"investigator_id": world.users["pi_berlin"].id},
+            json={"investigator_id": world.users["pi_berlin"].id, "reason": "r"},
         ).status_code
         == 403
     )

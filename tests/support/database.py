@@ -58,11 +58,13 @@ def empty_postgres(url: str) -> None:
                 )
             )
         ]
-        conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER USER"))
+        for guarded in ("audit_entries", "audit_chain_head"):
+            conn.execute(text(f"ALTER TABLE {guarded} DISABLE TRIGGER USER"))
         conn.execute(
             text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
         )
-        conn.execute(text("ALTER TABLE audit_entries ENABLE TRIGGER USER"))
+        for guarded in ("audit_entries", "audit_chain_head"):
+            conn.execute(text(f"ALTER TABLE {guarded} ENABLE TRIGGER USER"))
         conn.execute(
             text(
                 f"INSERT INTO audit_chain_head (id, last_seq, last_hash) VALUES (1, 0, '{'0' * 64}')"
