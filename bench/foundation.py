@@ -5,8 +5,9 @@
 Creates a scratch database (`dct_bench`), migrates and seeds the demo, serves the app with
 `dct serve` (gunicorn, 2 workers), drives three endpoints from concurrent clients for a fixed
 time each, then times `verify_chain` over the whole audit trail. Prints the figures; asserts
-nothing. Audited writes all take the audit chain's head lock, so their throughput is the
-number that shows the cost of the tamper-evident chain.
+nothing, but every answer is checked for *who* answered: a 200 for the wrong caller, or a
+patient of another site, counts as an error. Audited writes all take the audit chain's head
+lock, so their throughput is the number that shows the cost of the tamper-evident chain.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def main() -> None:
     subprocess.run([dct, "seed-demo"], env=env, check=True, capture_output=True)
     logins = json.loads((instance / "demo-logins.json").read_text())
     coord = next(r for r in logins if r["username"] == "coord.de101")
+    other = next(r for r in logins if r["role"] == "patient")
 
     port = free_port()
     server = subprocess.Popen(
@@ -127,14 +129,34 @@ def main() -> None:
                 break
             except requests.ConnectionError:
                 time.sleep(0.2)
-        token = requests.post(
-            f"{base}/api/v1/auth/token",
-            json={"username": coord["username"], "password": coord["password"]},
-            timeout=10,
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+
+        def bearer(row: dict[str, str]) -> dict[str, str]:
+            token = requests.post(
+                f"{base}/api/v1/auth/token",
+                json={"username": row["username"], "password": row["password"]},
+                timeout=10,
+            ).json()["access_token"]
+            return {"Authorization": f"Bearer {token}"}
+
+        auth = bearer(coord)
+        callers = [(auth, coord["username"]), (bearer(other), other["username"]), ({}, None)]
+        my_sites = set(
+            requests.get(f"{base}/api/v1/me", headers=auth, timeout=10).json()["site_ids"]
+        )
         patients = requests.get(f"{base}/api/v1/patients", headers=auth, timeout=10).json()
         ids = [p["id"] for p in patients]
+
+        def answered_by(s: requests.Session, n: int) -> bool:
+            headers, username = callers[n % len(callers)]
+            r = s.get(f"{base}/api/v1/me", headers=headers, timeout=10)
+            if username is None:
+                return r.status_code == 401
+            return r.status_code == 200 and r.json()["username"] == username
+
+        def my_patients_only(s: requests.Session) -> bool:
+            r = s.get(f"{base}/api/v1/patients", headers=auth, timeout=10)
+            return r.status_code == 200 and all(p["site_id"] in my_sites for p in r.json())
+
         print(f"gunicorn 2 workers, {args.clients} clients, {args.seconds:.0f} s each, PostgreSQL")
 
         drive(
@@ -144,25 +166,30 @@ def main() -> None:
             lambda s, i, n: s.get(f"{base}/healthz", timeout=10).status_code == 200,
         )
         drive(
+            "GET /api/v1/me (3 callers, checked)",
+            args.seconds,
+            args.clients,
+            lambda s, i, n: answered_by(s, i + n),
+        )
+        drive(
             "GET /api/v1/patients (site scoped)",
             args.seconds,
             args.clients,
-            lambda s, i, n: (
-                s.get(f"{base}/api/v1/patients", headers=auth, timeout=10).status_code == 200
-            ),
+            lambda s, i, n: my_patients_only(s),
         )
         drive(
             "PATCH /api/v1/patients/{id} (audited)",
             args.seconds,
             args.clients,
+            # Clients sharing a patient may race: 409 (stale) is a correct answer there.
             lambda s, i, n: (
                 s.patch(
-                    f"{base}/api/v1/patients/{ids[(i + n) % len(ids)]}",
+                    f"{base}/api/v1/patients/{ids[i % len(ids)]}",
                     headers=auth,
                     json={"preferred_language": ("de", "en")[n % 2]},
                     timeout=10,
                 ).status_code
-                == 200
+                in (200, 409)
             ),
         )
     finally:
