@@ -56,7 +56,8 @@ def wait_until_serving(proc: subprocess.Popen[str], base: str, seconds: float) -
     while True:
         try:
             return requests.get(f"{base}/healthz", timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Timeout: gunicorn's socket is open while its workers are still booting.
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(stop(proc)) from None
             time.sleep(0.2)
