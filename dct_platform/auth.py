@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Flask, current_app, g, request
 from flask import session as flask_session
 from flask_babel import lazy_gettext as _l
 
-from dct_platform.errors import Unauthorized
+from dct_platform.errors import PasswordChangeRequired, Unauthorized
 from dct_platform.extensions import db, login_manager
 from dct_platform.models import User
 from dct_platform.services.accounts import ThrottlePolicy, resolve_token
@@ -48,12 +46,7 @@ def _load_user(session_id: str) -> User | None:
 
 
 def throttle_policy() -> ThrottlePolicy:
-    cfg = current_app.config
-    return ThrottlePolicy(
-        max_failures=cfg["LOGIN_MAX_FAILURES"],
-        window=timedelta(seconds=cfg["LOGIN_FAILURE_WINDOW_SECONDS"]),
-        max_failures_per_ip=cfg["LOGIN_MAX_FAILURES_PER_IP"],
-    )
+    return ThrottlePolicy.from_config(current_app.config)
 
 
 def bearer_token() -> str | None:
@@ -67,8 +60,6 @@ def bearer_token() -> str | None:
 def api_actor() -> User:
     """The user behind the request's bearer token; 401 without a valid one, 403 while the
     account's password is a temporary one that someone else chose."""
-    from dct_platform.errors import PasswordChangeRequired
-
     if "api_actor" in g:
         return g.api_actor
     token = bearer_token()

@@ -29,11 +29,11 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str | tuple[str, int]:
+def login() -> Response | tuple[str, int, dict[str, str]]:
     if current_user.is_authenticated:
         return redirect(url_for("web.home"))
     form = LoginForm()
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         keep_despite_error()
         try:
@@ -45,11 +45,11 @@ def login() -> Response | str | tuple[str, int]:
                 now=utcnow(),
                 policy=throttle_policy(),
             )
-        except TooManyAttempts:
+        except TooManyAttempts as exc:
             form.form_errors.append(
                 _("Too many failed sign-in attempts. Wait a few minutes and try again.")
             )
-            status = 429
+            status, headers = 429, {"Retry-After": str(exc.retry_after)}
         except Unauthorized:
             form.form_errors.append(_("The username or password is not correct."))
             status = 401
@@ -63,7 +63,7 @@ def login() -> Response | str | tuple[str, int]:
             return redirect(_safe_next(request.args.get("next")) or url_for("web.home"))
     elif request.method == "POST":
         status = 400
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.post("/logout")

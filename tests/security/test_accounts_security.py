@@ -21,6 +21,7 @@ from dct_platform.errors import TooManyAttempts, Unauthorized
 from dct_platform.extensions import db
 from dct_platform.models import LoginThrottle, MailOutbox, Patient, User
 from dct_platform.scheduler import run_job
+from dct_platform.security import password_problems
 from dct_platform.services import accounts
 from dct_platform.services.accounts import ThrottlePolicy
 from tests.support.clients import login, submit, token_for
@@ -145,7 +146,6 @@ RULES = [
     pytest.param("QWERTYUIOP", "This is one of the most common passwords", id="common-upper"),
     pytest.param("COORD_Berlin", "Do not use your username as your password.", id="username"),
     pytest.param("zzzzzzzzzzzzzzz", "Do not repeat one character only.", id="repeated"),
-    pytest.param("long enough\x00 really", "contains a character that cannot be typed", id="nul"),
     pytest.param("ab" * 513, "Use at most 1024 characters.", id="too-long"),
 ]
 
@@ -166,6 +166,33 @@ def test_password_rules_on_the_api(
     assert response.get_json()["code"] == "validation_error"
     problems = response.get_json()["details"]["fields"]["new_password"]
     assert any(message in problem for problem in problems), problems
+    assert token_for(client, "coord_berlin", world.password)  # nothing was changed
+
+
+def test_a_nul_character_is_refused_at_every_door(client: FlaskClient, world: World) -> None:
+    # The request guard refuses NUL in any input before a view runs; the policy refuses it
+    # too, for passwords that arrive another way (the `dct create-user` prompt).
+    with_nul = "long enough\x00 really"
+    assert "The password contains a character that cannot be typed." in [
+        str(problem) for problem in password_problems(with_nul)
+    ]
+    response = client.post(
+        CHANGE,
+        json={
+            "username": "coord_berlin",
+            "current_password": world.password,
+            "new_password": with_nul,
+        },
+    )
+    assert response.status_code == 422
+    login(client, "coord_berlin", world.password)
+    page = submit(
+        client,
+        "/account/password",
+        "/account/password",
+        {"current_password": world.password, "new_password": with_nul, "confirm": with_nul},
+    )
+    assert page.status_code == 422
     assert token_for(client, "coord_berlin", world.password)  # nothing was changed
 
 
@@ -379,3 +406,22 @@ def test_a_successful_sign_in_gives_its_reservation_back(
     assert _counter(app, "user_address", "127.0.0.1|nurse") == 0
     assert _counter(app, "user", "nurse") == 4
     assert _counter(app, "address", "127.0.0.1") == 4
+
+
+def test_the_per_username_limit_is_configurable(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    app.config["LOGIN_MAX_FAILURES_PER_USERNAME"] = 3
+    wrong = {"username": "nurse", "password": "a wrong guess"}
+    for attempt in range(3):
+        assert client.post(TOKEN, json=wrong, **_from(f"203.0.113.{attempt}")).status_code == 401
+    right = {"username": "nurse", "password": world.password}
+    assert client.post(TOKEN, json=right, **_from("192.0.2.1")).status_code == 429
+
+
+def test_the_sign_in_page_says_when_to_try_again(client: FlaskClient, world: World) -> None:
+    for _ in range(5):
+        assert login(client, "coord_berlin", "a wrong guess").status_code == 401
+    throttled = login(client, "coord_berlin", world.password)
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+    assert "Too many failed sign-in attempts" in throttled.get_data(as_text=True)
