@@ -7,7 +7,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from dct_platform import policy
-from dct_platform.errors import DomainError, NotFound
+from dct_platform.errors import DomainError, NotFound, StaleRecord, expect_version
 from dct_platform.extensions import db
 from dct_platform.models import Patient
 from dct_platform.models.users import Role
@@ -49,7 +49,15 @@ def profile() -> Response | tuple[str, int]:
             "preferred_language": form.preferred_language.data,
         }
         try:
+            expect_version(patient, form.submitted_version())
             service.update_patient(db.session, current_user, utcnow(), patient, changes)
+        except StaleRecord:
+            # Show what is stored now, so the patient decides on the current settings.
+            form = PreferencesForm(obj=patient, formdata=None)
+            form.form_errors.append(
+                _("Your settings were changed in the meantime. Check them and save again.")
+            )
+            status = 409
         except DomainError as exc:
             show_domain_error(form, exc)
             status = 422

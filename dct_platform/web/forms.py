@@ -77,7 +77,7 @@ class TransferForm(FlaskForm):
     )
 
 
-class PreferencesForm(FlaskForm):
+class PreferencesForm(VersionedForm):
     timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
     # Only languages the portal is translated into; each named in its own language.
     preferred_language = SelectField(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -32,7 +33,7 @@ from dct_platform.models import (
 )
 from dct_platform.models.users import Role
 from dct_platform.services import accounts, trials
-from tests.support.clients import login, submit
+from tests.support.clients import login, submit, token_for
 from tests.support.live_server import LiveServer
 from tests.support.world import World
 
@@ -359,3 +360,30 @@ def test_principal_investigator_changes_need_a_reason_and_repeat_is_a_no_op(
             select(SiteInvestigatorPeriod).where(SiteInvestigatorPeriod.site_id == berlin.id)
         ).all()
         assert len(periods) == 1 and periods[0].valid_to is None
+
+
+def test_a_patient_saving_outdated_settings_sees_the_current_ones(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    patient = app.test_client()
+    login(patient, "anna", world.password)
+    html = patient.get("/portal/profile").get_data(as_text=True)
+    assert 'name="version" type="hidden" value="1"' in html
+    staff = token_for(client, "coord_berlin", world.password)
+    moved = client.patch(
+        f"/api/v1/patients/{world.patients['anna'].id}",
+        headers=staff,
+        json={"timezone": "Europe/Paris"},
+    )
+    assert moved.status_code == 200
+    late = submit(
+        patient,
+        "/portal/profile",
+        "/portal/profile",
+        {"version": "1", "timezone": "Asia/Tokyo", "preferred_language": "en"},
+    )
+    assert late.status_code == 409
+    page = late.get_data(as_text=True)
+    assert "changed in the meantime" in page and 'value="Europe/Paris"' in page
+    with app.app_context():
+        assert db.session.get(Patient, world.patients["anna"].id).timezone == "Europe/Paris"
