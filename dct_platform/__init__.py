@@ -34,12 +34,13 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     extensions.csrf.init_app(app)
     extensions.login_manager.init_app(app)
 
-    from dct_platform import auth, i18n, jobs, navigation
+    from dct_platform import auth, i18n, input_guard, jobs, navigation
     from dct_platform.api import init_app as init_api
     from dct_platform.web import init_app as init_web
 
     init_request_transactions(app)
     register_error_handlers(app)
+    input_guard.init_app(app)  # before any route: it replaces the `int` converter
     auth.init_app(app)
     i18n.init_app(app)
     navigation.init_app(app)

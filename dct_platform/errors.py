@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from marshmallow import Schema, fields
 from marshmallow import ValidationError as SchemaValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -212,6 +212,19 @@ def register_error_handlers(app: Flask) -> None:
     def _integrity(exc: IntegrityError) -> Response:
         log.warning("integrity error: %s", exc.orig)
         return error_response(409, "conflict", "The change conflicts with existing data.")
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _unstorable(exc: DataError | OverflowError) -> Response:
+        # The database refused a value (too long for its column, out of range; SQLite's
+        # driver raises OverflowError for an integer past 64 bits): the input was bad and
+        # a schema or view let it through. Logged so that it gets its bound.
+        log.warning("value refused by the database: %s", getattr(exc, "orig", exc))
+        return error_response(
+            422,
+            "validation_error",
+            "A value is too long or out of range for what can be stored.",
+        )
 
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> Response:

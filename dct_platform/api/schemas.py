@@ -4,12 +4,51 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC
+from typing import Any
 
-from marshmallow import Schema, fields, missing, validate
+from marshmallow import Schema, ValidationError, fields, missing, validate
 
+from dct_platform.input_guard import MAX_ID
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
 from dct_platform.models.users import Role
+
+ID_RANGE_MESSAGE = f"Must be a whole number from 1 to {MAX_ID}."
+# More ids than anyone works on; also keeps `IN (...)` under the databases' parameter limits.
+MAX_IDS_PER_LIST = 1000
+# The e-mail columns' width (RFC 5321's limit); marshmallow's Email validator has no maximum.
+EMAIL_LENGTH = validate.Length(max=254)
+
+
+class Id(fields.Integer):
+    """The id of a stored record: a whole number from 1 to 2**31 - 1 (the columns are 32-bit).
+
+    Strict: a JSON body must send an integer, so 2.5 or "2" is refused instead of being
+    truncated to another record's id. `from_text=True` is for query strings, which carry
+    text: plain ASCII digits only, never "2.5", " 2" or "+2"."""
+
+    def __init__(self, *, from_text: bool = False, **kwargs: Any) -> None:
+        super().__init__(
+            strict=True,
+            validate=validate.Range(min=1, max=MAX_ID, error=ID_RANGE_MESSAGE),
+            **kwargs,
+        )
+        self.from_text = from_text
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if self.from_text and isinstance(value, str) and value.isascii() and value.isdigit():
+            if len(value.lstrip("0")) > len(str(MAX_ID)):  # never hand int() 5,000 digits
+                raise ValidationError(ID_RANGE_MESSAGE)
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class IdList(fields.List):
+    """A JSON list of ids, at most MAX_IDS_PER_LIST of them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(Id(), validate=validate.Length(max=MAX_IDS_PER_LIST), **kwargs)
+
 
 # Output times: aware, in UTC. Input times must use `InputDateTime`, which refuses values
 # without an offset instead of guessing their zone.
@@ -54,15 +93,15 @@ class UserCreateSchema(Schema):
     password = fields.String(required=True, load_only=True)
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = fields.Enum(Role, by_value=True, required=True)
-    email = fields.Email(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=EMAIL_LENGTH)
     timezone = fields.String(load_default="UTC")
-    site_ids = fields.List(fields.Integer(), load_default=list)
-    trial_ids = fields.List(fields.Integer(), load_default=list)
+    site_ids = IdList(load_default=list)
+    trial_ids = IdList(load_default=list)
 
 
 class UserAccessSchema(Schema):
-    site_ids = fields.List(fields.Integer(), load_default=list)
-    trial_ids = fields.List(fields.Integer(), load_default=list)
+    site_ids = IdList(load_default=list)
+    trial_ids = IdList(load_default=list)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
@@ -96,11 +135,11 @@ class SiteCreateSchema(Schema):
     country = fields.String(required=True)
     timezone = fields.String(required=True)
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
-    email = fields.Email(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=EMAIL_LENGTH)
 
 
 class InvestigatorAppointmentSchema(Schema):
-    investigator_id = fields.Integer(required=True)
+    investigator_id = Id(required=True)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
@@ -137,7 +176,7 @@ class IdentitySchema(Schema):
     given_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     family_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     date_of_birth = fields.Date(load_default=None, allow_none=True)
-    email = fields.Email(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=EMAIL_LENGTH)
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     address_line1 = fields.String(
         load_default=None, allow_none=True, validate=validate.Length(max=200)
@@ -189,7 +228,7 @@ class IdentityChangeSchema(IdentitySchema):
 
 
 class PatientCreateSchema(Schema):
-    site_id = fields.Integer(required=True)
+    site_id = Id(required=True)
     subject_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
     timezone = fields.String(required=True)
     preferred_language = fields.String(load_default="en")
@@ -209,12 +248,12 @@ class PatientUpdateSchema(Schema):
 
 
 class PatientQuerySchema(Schema):
-    site_id = fields.Integer()
+    site_id = Id(from_text=True)
     status = fields.Enum(PatientStatus, by_value=True)
 
 
 class TransferSchema(Schema):
-    to_site_id = fields.Integer(required=True)
+    to_site_id = Id(required=True)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 

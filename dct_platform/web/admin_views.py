@@ -9,7 +9,7 @@ from wtforms.fields.choices import SelectChoice
 from dct_platform import policy
 from dct_platform.audit import masked_for_oversight, verify_chain
 from dct_platform.audit_anchor import CheckpointStore
-from dct_platform.errors import DomainError
+from dct_platform.errors import DomainError, ValidationFailed
 from dct_platform.extensions import db
 from dct_platform.jobs import AUDIT_INTACT, AUDIT_JOB
 from dct_platform.models import AuditEntry, JobRun, MailOutbox, OutboxStatus, Site, Trial, User
@@ -20,6 +20,9 @@ from dct_platform.web import bp
 from dct_platform.web.form_errors import show_domain_error
 from dct_platform.web.forms import AccessForm, ReasonForm, UserForm
 from dct_platform.web.guards import roles_required
+
+# The largest value of the trail's BIGINT sequence.
+MAX_AUDIT_SEQ = 2**63 - 1
 
 
 @bp.get("/admin")
@@ -46,6 +49,8 @@ def admin_audit() -> str:
     table = request.args.get("table", "").strip()
     record = request.args.get("record", "").strip()
     before = request.args.get("before", type=int)
+    if before is not None and not 0 < before <= MAX_AUDIT_SEQ:
+        raise ValidationFailed("`before` is not an entry number of this trail.")
     page_size = current_app.config["AUDIT_PAGE_SIZE"]
     query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(page_size)
     if table:

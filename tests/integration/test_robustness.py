@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from dct_platform.audit import verify_chain
 from dct_platform.extensions import db
@@ -89,16 +90,23 @@ def test_concurrent_audited_transactions_keep_one_valid_chain(app: Flask, world:
         try:
             with app.app_context():
                 for i in range(15):
-                    actor = db.session.get(User, world.users["coord_berlin"].id)
-                    patient = db.session.get(Patient, world.patients["anna"].id)
-                    service.update_patient(
-                        db.session,
-                        actor,
-                        datetime.now(UTC),
-                        patient,
-                        {"preferred_language": f"{language}-x{i}"},
-                    )
-                    db.session.commit()
+                    # Like a client told 409 (someone else changed the record), try again
+                    # from what is stored now.
+                    while True:
+                        actor = db.session.get(User, world.users["coord_berlin"].id)
+                        patient = db.session.get(Patient, world.patients["anna"].id)
+                        try:
+                            service.update_patient(
+                                db.session,
+                                actor,
+                                datetime.now(UTC),
+                                patient,
+                                {"preferred_language": f"{language}-x{i}"},
+                            )
+                            db.session.commit()
+                            break
+                        except StaleDataError:
+                            db.session.rollback()
                 db.session.remove()
         except BaseException as exc:  # surfaced below; a thread cannot fail the test itself
             errors.append(exc)
