@@ -128,6 +128,6 @@ def test_upgrade_from_empty_on_a_new_sqlite_file(tmp_path: Path) -> None:
 
     fresh = make_app(f"sqlite:///{tmp_path / 'new.sqlite3'}", tmp_path / "inst")
     upgrade(fresh)
-    assert current_heads(fresh) == {"0005"}
+    assert current_heads(fresh) == {"0007"}
     with fresh.app_context():
         db.engine.dispose()
