@@ -20,9 +20,9 @@ dct_group.add_command(audit_group)
 
 
 @db_group.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
-    """Migrate the database to REVISION (default: the newest)."""
+    """Migrate the database to REVISION (default: the newest of the core and every package)."""
     from dct_platform.migrate import upgrade
 
     upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
@@ -31,11 +31,14 @@ def db_upgrade(revision: str) -> None:
 
 @db_group.command("revision")
 @click.option("-m", "--message", required=True)
-def db_revision(message: str) -> None:
+@click.option(
+    "--package", default=None, help="A feature package: the migration goes into its own branch."
+)
+def db_revision(message: str, package: str | None) -> None:
     """Write a new migration from the difference between the models and the database."""
     from dct_platform.migrate import revision
 
-    revision(current_app._get_current_object(), message)  # type: ignore[attr-defined]
+    revision(current_app._get_current_object(), message, package)  # type: ignore[attr-defined]
 
 
 def _safe_url() -> str:

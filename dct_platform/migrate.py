@@ -1,36 +1,94 @@
-"""Alembic, driven from the app so that the database URL has one source: the app config."""
+"""Alembic, driven from the app so that the database URL has one source: the app config.
+
+The core's migrations live in `dct_platform/migrations/versions` (branch `core`). Each
+loaded feature package may own a `migrations/` folder of its own beside its `__init__.py`:
+its first revision starts a branch labelled with the package's name and depends on the
+core revision it needs (`depends_on`). `upgrade` applies every branch (`heads`), so adding
+a package never means editing the core's migrations.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from flask import Flask
 
 from dct_platform.extensions import db
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+CORE_BRANCH = "core"
 
 
-def alembic_config() -> Config:
+def package_migration_folders(packages: tuple[str, ...] | list[str]) -> dict[str, Path]:
+    """The `migrations/` folder of each feature package that has one."""
+    folders = {}
+    for name in packages:
+        module = importlib.import_module(name)
+        folder = Path(module.__file__ or "").parent / "migrations"
+        if folder.is_dir():
+            folders[name] = folder
+    return folders
+
+
+def alembic_config(packages: tuple[str, ...] | list[str] = ()) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    locations = [MIGRATIONS / "versions", *package_migration_folders(packages).values()]
+    # A path separator that cannot occur in a path: alembic splits the option on it.
+    cfg.set_main_option("path_separator", "newline")
+    cfg.set_main_option("version_locations", "\n".join(str(p) for p in locations))
     return cfg
 
 
-def upgrade(app: Flask, revision: str = "head") -> None:
+def _config_for(app: Flask) -> Config:
+    return alembic_config(app.config["FEATURE_PACKAGES"])
+
+
+def script_heads(app: Flask) -> set[str]:
+    """The newest revision of every branch: what a fully migrated database is at."""
+    return set(ScriptDirectory.from_config(_config_for(app)).get_heads())
+
+
+def upgrade(app: Flask, revision: str = "heads") -> None:
     with app.app_context(), db.engine.begin() as connection:
-        cfg = alembic_config()
+        cfg = _config_for(app)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
 
-def revision(app: Flask, message: str, autogenerate: bool = True) -> None:
+def revision(
+    app: Flask, message: str, package: str | None = None, autogenerate: bool = True
+) -> None:
+    """Write a migration into the core's folder, or into `package`'s own branch."""
     with app.app_context(), db.engine.begin() as connection:
-        cfg = alembic_config()
+        cfg = _config_for(app)
         cfg.attributes["connection"] = connection
-        command.revision(cfg, message=message, autogenerate=autogenerate)
+        if package is None:
+            command.revision(
+                cfg, message=message, autogenerate=autogenerate, head=f"{CORE_BRANCH}@head"
+            )
+            return
+        if package_migration_folders([package]):
+            command.revision(
+                cfg, message=message, autogenerate=autogenerate, head=f"{package}@head"
+            )
+            return
+        # The package's first migration starts its own branch, after the core it builds on.
+        folder = Path(importlib.import_module(package).__file__ or "").parent / "migrations"
+        folder.mkdir()
+        command.revision(
+            cfg,
+            message=message,
+            autogenerate=autogenerate,
+            head="base",
+            branch_label=package,
+            version_path=str(folder),
+            depends_on=f"{CORE_BRANCH}@head",
+        )
 
 
 def current_heads(app: Flask) -> set[str]:

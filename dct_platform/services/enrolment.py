@@ -45,7 +45,7 @@ def enrol_with_portal_account(
 ) -> Enrolment:
     """Enrol a patient; with `create_account`, open their portal account with a temporary
     password that staff hand over and the patient replaces at first sign-in."""
-    policy.authorize(actor, Action.ENROLL, site)
+    policy.authorize(actor, Action.ENROLL, site, now=now)
     user, username, password = None, None, None
     if create_account:
         username = portal_username(subject_number)

@@ -12,7 +12,8 @@ from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
+# Feature packages' own branches depend on this one (dct_platform/migrate.py).
+branch_labels: str | Sequence[str] | None = ("core",)
 depends_on: str | Sequence[str] | None = None
 
 
