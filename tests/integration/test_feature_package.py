@@ -1,0 +1,47 @@
+"""A feature package extends the platform without editing `dct_platform/`.
+
+`tests/example_package` adds a table with its own migration branch, an action, a scope and
+a rule that needs the session and the time. It runs in its own process, so that its
+tables and rules stay out of every other test's platform.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.processes import ROOT, process_env
+
+
+def test_a_package_adds_a_table_an_action_and_a_time_dependent_rule(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.example_package.scenario",
+            f"sqlite:///{tmp_path / 'example.sqlite3'}",
+            str(tmp_path / "instance"),
+        ],
+        cwd=ROOT,
+        env=process_env(None, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["heads_applied"] and "ex01" in found["branches"]
+    assert found["models_match_migrations"]
+    assert found["nurse_sees"] == ["B1-anna"]  # the patient of her visit, nobody else
+    assert found["address_visible"] == {
+        "the day before": False,
+        "the visit day": True,
+        "the day after": False,
+    }
+    assert {"patient_id", "nurse_id", "visit_date"} <= set(found["audited"])
+    assert found["forbidden_message"] == (
+        "You are not allowed to see the home address of this record."
+    )
