@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
 from dct_platform.errors import Forbidden, NotFound
-from dct_platform.models import Patient, PatientIdentity, Site, Trial, User
+from dct_platform.models import Patient, PatientIdentity, RemoteActivity, Site, Trial, User
 from dct_platform.models.users import SITE_ROLES, TRIAL_ROLES, Role
 from dct_platform.timeutil import utcnow
 
@@ -306,3 +306,28 @@ def _all_users(ctx: PolicyContext) -> ColumnElement[bool]:
 @rule(User, Action.MANAGE_USERS)
 def _admin_manages_users(ctx: PolicyContext, _user: User) -> bool:
     return ctx.actor.role is Role.ADMIN
+
+
+# --- remote activities: attributed to the site responsible when they happened -----------
+
+
+@scope(RemoteActivity, *SITE_ROLES)
+def _activities_of_my_sites(ctx: PolicyContext) -> ColumnElement[bool]:
+    # A site keeps what happened while it was responsible, and sees a transfer away.
+    return or_(
+        RemoteActivity.site_id.in_(ctx.actor.site_ids),
+        RemoteActivity.related_site_id.in_(ctx.actor.site_ids),
+        RemoteActivity.patient_id.in_(
+            select(Patient.id).where(Patient.site_id.in_(ctx.actor.site_ids))
+        ),
+    )
+
+
+@scope(RemoteActivity, *TRIAL_ROLES)
+def _activities_in_my_trials(ctx: PolicyContext) -> ColumnElement[bool]:
+    return RemoteActivity.trial_id.in_(ctx.actor.trial_ids)
+
+
+@scope(RemoteActivity, Role.PATIENT)
+def _my_activities(ctx: PolicyContext) -> ColumnElement[bool]:
+    return RemoteActivity.patient_id.in_(select(Patient.id).where(Patient.user_id == ctx.actor.id))

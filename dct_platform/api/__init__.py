@@ -46,11 +46,20 @@ def init_app(app: Flask) -> None:
     app.extensions["dct_openapi"] = api
     app.before_request(lambda: _require_bearer_token(app))
 
-    from dct_platform.api import audit_api, auth_api, health, patients_api, trials_api, users_api
+    from dct_platform.api import (
+        activities_api,
+        audit_api,
+        auth_api,
+        health,
+        patients_api,
+        trials_api,
+        users_api,
+    )
 
     register_api_blueprint(app, auth_api.blp, public=("Token", "Password"))
     register_api_blueprint(app, trials_api.blp)
     register_api_blueprint(app, patients_api.blp)
     register_api_blueprint(app, users_api.blp)
     register_api_blueprint(app, audit_api.blp)
+    register_api_blueprint(app, activities_api.blp)
     health.init_app(app)

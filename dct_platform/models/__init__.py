@@ -1,5 +1,6 @@
 """Core records. Feature packages define their own models on the same metadata."""
 
+from dct_platform.models.activities import RemoteActivity
 from dct_platform.models.audit import AuditChainHead, AuditEntry
 from dct_platform.models.jobs import JobRun
 from dct_platform.models.outbox import MailOutbox, OutboxStatus
@@ -39,6 +40,7 @@ __all__ = [
     "PatientIdentity",
     "PatientSiteAssignment",
     "PatientStatus",
+    "RemoteActivity",
     "Role",
     "Site",
     "SiteInvestigatorPeriod",

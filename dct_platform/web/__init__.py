@@ -15,6 +15,7 @@ bp = Blueprint("web", __name__)
 def init_app(app: Flask) -> None:
     from dct_platform.web import (  # noqa: F401  (the modules register their routes on `bp`)
         account_views,
+        activity_views,
         admin_views,
         auth_views,
         home_views,
@@ -29,6 +30,13 @@ def init_app(app: Flask) -> None:
         set_home(app, role, "web.site_home")
         add_nav_item(app, [role], "Patients", "web.site_home", order=10)
         add_nav_item(app, [role], "Enrol a patient", "web.site_enrol", order=20)
+    add_nav_item(
+        app,
+        [Role.SITE_STAFF, Role.INVESTIGATOR, Role.TRIAL_MANAGER, Role.SUPPLY_MANAGER],
+        "Remote activity",
+        "web.activity_list",
+        order=30,
+    )
     set_home(app, Role.TRIAL_MANAGER, "web.trial_home")
     add_nav_item(app, [Role.TRIAL_MANAGER], "Sites", "web.trial_home", order=10)
     set_home(app, Role.ADMIN, "web.admin_home")
