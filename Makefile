@@ -47,9 +47,10 @@ format: install-test
 translations: install-test
 	$(BIN)/python scripts/translations.py
 
-## Figures for the closing note: API latency, audited writes, audit verification (PostgreSQL)
+## Figures for the closing note: API latency, audited writes in parallel, audit verification (PostgreSQL)
 bench: install-test
 	$(BIN)/python bench/foundation.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

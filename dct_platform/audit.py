@@ -1,8 +1,18 @@
 """The audit trail: one generic mechanism for every regulated record.
 
 Services declare who acts, when and why with `acting(...)`; a flush listener records what
-changed on every model marked `Audited`, field by field, into an append-only, hash-chained
-table. A flush of audited changes outside `acting(...)` fails, so no change goes unattributed.
+changed on every model marked `Audited`: one readable action (`AuditAction`) and under it
+one entry per changed field (`AuditEntry`). A flush of audited changes outside
+`acting(...)` fails, so no change goes unattributed; database triggers refuse any other
+write to an audited table (`audit_ddl.py`).
+
+No global queue: a transaction writes its entries unchained, so unrelated writes never
+wait for each other. The sealer (`seal`, the `core.audit-seal` job) then gives committed
+entries their place in the one hash chain, in the order it finds them; an entry that
+commits late is sealed in a later run, never skipped. `verify_chain` names the first broken
+link, an entry left unsealed for longer than `UNSEALED_ALERT`, and any difference from the
+signed checkpoints; it verifies incrementally from the newest checkpoint unless asked for
+a full pass.
 """
 
 from __future__ import annotations
@@ -13,16 +23,17 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select, tuple_, update
+from sqlalchemy import bindparam, event, func, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import Mapper, Session
 
 from dct_platform.audit_anchor import CheckpointStore, check_against_checkpoints
-from dct_platform.audit_guard import writing_audit_tables
-from dct_platform.models.audit import AuditChainHead, AuditEntry
+from dct_platform.audit_guard import lower_flag, raise_flag, writing_audit_tables
+from dct_platform.models.audit import AuditAction, AuditChainHead, AuditEntry
 from dct_platform.models.mixins import Audited
+from dct_platform.timeutil import utcnow
 
 GENESIS_HASH = "0" * 64
 REDACTED = "[redacted]"
@@ -41,12 +52,20 @@ class AuditBypassRefused(RuntimeError):
     """A bulk statement would change audited records without the flush listener."""
 
 
-@dataclass(frozen=True)
+# Entries unsealed for longer than this raise the same alert as a broken link.
+UNSEALED_ALERT = timedelta(minutes=1)
+_FLAG_KEY = "dct_audit_flag"
+
+
+@dataclass
 class AuditContext:
     actor_id: int | None
     actor_name: str
     now: datetime
     reason: str | None = None
+    what: str | None = None
+    # The action row, written at the block's first audited flush.
+    action_id: int | None = None
 
 
 @contextmanager
@@ -57,8 +76,13 @@ def acting(
     reason: str | None = None,
     *,
     system: str | None = None,
+    what: str | None = None,
 ) -> Iterator[AuditContext]:
-    """Attribute every audited change flushed inside the block to `actor` (or a system job)."""
+    """Attribute every audited change flushed inside the block to `actor` (or a system job).
+
+    `what` says what was done, as the trail's reader should read it ("Transfer patient");
+    without it the action is described by the records it changed.
+    """
     if actor is None and not system:
         raise ValueError("an audited change needs an actor or a named system process")
     ctx = AuditContext(
@@ -66,6 +90,7 @@ def acting(
         actor_name=actor.username if actor is not None else f"system:{system}",
         now=now,
         reason=reason,
+        what=what,
     )
     previous = session.info.get(_CONTEXT_KEY)
     session.info[_CONTEXT_KEY] = ctx
@@ -89,10 +114,35 @@ def _serialise(value: Any) -> str | None:
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
+    if entry.get("hash_version", 1) >= 2:
+        return _entry_hash_v2(entry)
     payload = [
         entry["seq"],
         entry["prev_hash"],
         entry["occurred_at"].isoformat(timespec="microseconds"),
+        entry["actor_id"],
+        entry["actor_name"],
+        entry["action"],
+        entry["table_name"],
+        entry["record_id"],
+        entry["field"],
+        entry["old_value"],
+        entry["new_value"],
+        entry["reason"],
+    ]
+    canonical = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _entry_hash_v2(entry: dict[str, Any]) -> str:
+    payload = [
+        2,
+        entry["seq"],
+        entry["prev_hash"],
+        entry["id"],
+        entry["action_id"],
+        entry["occurred_at"].isoformat(timespec="microseconds"),
+        entry["recorded_at"].isoformat(timespec="microseconds"),
         entry["actor_id"],
         entry["actor_name"],
         entry["action"],
@@ -167,6 +217,42 @@ def _changes(session: Session) -> list[dict[str, Any]]:
     return rows
 
 
+def _has_audited_changes(session: Session) -> bool:
+    return any(
+        isinstance(obj, Audited) for group in (session.new, session.dirty, session.deleted)
+        for obj in group
+    )  # fmt: skip
+
+
+@event.listens_for(Session, "before_flush")
+def _open_the_guard(session: Session, _flush_context: Any, _instances: Any) -> None:
+    # The audited-table triggers let this flush through, and only this flush: a Core or raw
+    # statement on the same tables, before or after it, is refused.
+    if _has_audited_changes(session):
+        session.info[_FLAG_KEY] = raise_flag(session.connection()) or True
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _close_the_guard(session: Session, _flush_context: Any) -> None:
+    if session.info.pop(_FLAG_KEY, None) is not None:
+        lower_flag(session.connection())
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _guard_closed_by_rollback(session: Session, _previous: Any) -> None:
+    # PostgreSQL forgets a transaction-local setting on rollback; SQLite's flag is ours.
+    flag = session.info.pop(_FLAG_KEY, None)
+    if isinstance(flag, list):
+        flag[0] = False
+
+
+def _summary(ctx: AuditContext, rows: list[dict[str, Any]]) -> str:
+    if ctx.what:
+        return ctx.what[:300]
+    records = dict.fromkeys(f"{r['action']} {r['table_name']} {r['record_id']}" for r in rows)
+    return "; ".join(records)[:300]
+
+
 @event.listens_for(Session, "after_flush")
 def _write_audit_entries(session: Session, _flush_context: Any) -> None:
     rows = _changes(session)
@@ -177,31 +263,87 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
         tables = sorted({r["table_name"] for r in rows})
         raise AuditContextMissing(f"changes to {tables} flushed outside audit.acting(...)")
     conn = session.connection()
-    # The head row lock serialises audited transactions so that the chain has one order.
-    head = conn.execute(
-        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
-        .where(AuditChainHead.id == 1)
-        .with_for_update()
-    ).one()
-    seq, prev = head.last_seq, head.last_hash
+    if ctx.action_id is None:
+        ctx.action_id = conn.execute(
+            insert(AuditAction).values(
+                occurred_at=ctx.now,
+                actor_id=ctx.actor_id,
+                actor_name=ctx.actor_name,
+                summary=_summary(ctx, rows),
+                reason=ctx.reason,
+            )
+        ).inserted_primary_key[0]
     for row in rows:
-        seq += 1
         row.update(
-            seq=seq,
-            prev_hash=prev,
+            action_id=ctx.action_id,
             occurred_at=ctx.now,
             actor_id=ctx.actor_id,
             actor_name=ctx.actor_name,
             reason=ctx.reason,
         )
-        row["entry_hash"] = prev = entry_hash(row)
+    # Unchained: no lock shared with any other transaction. The sealer chains them.
+    conn.execute(insert(AuditEntry), rows)
+
+
+def seal(session: Session, batch_size: int = 5000) -> int:
+    """Chain the committed, unsealed entries (oldest first); the number sealed.
+
+    Sealers queue on the chain head's row, so two at once seal each entry once. Commit
+    after each call: the caller's transaction holds the head until then.
+    """
+    conn = session.connection()
+    head = conn.execute(
+        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+        .where(AuditChainHead.id == 1)
+        .with_for_update()
+    ).one()
+    # Read after the lock: what another sealer sealed meanwhile is not picked up again.
+    rows = (
+        conn.execute(
+            select(*AuditEntry.__table__.columns)
+            .where(AuditEntry.seq.is_(None))
+            .order_by(AuditEntry.id)
+            .limit(batch_size)
+        )
+        .mappings()
+        .all()
+    )
+    if not rows:
+        return 0
+    seq, prev = head.last_seq, head.last_hash
+    sealed = []
+    for row in rows:
+        seq += 1
+        entry = {**row, "seq": seq, "prev_hash": prev}
+        prev = entry_hash(entry)
+        sealed.append(
+            {"b_id": row["id"], "b_seq": seq, "b_prev": entry["prev_hash"], "b_hash": prev}
+        )
+    table = AuditEntry.__table__
     with writing_audit_tables(conn):
-        conn.execute(insert(AuditEntry), rows)
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.seq.is_(None))
+            .values(seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"),
+                    entry_hash=bindparam("b_hash")),
+            sealed,
+        )  # fmt: skip
         conn.execute(
             update(AuditChainHead)
             .where(AuditChainHead.id == 1)
             .values(last_seq=seq, last_hash=prev)
         )
+    return len(sealed)
+
+
+def seal_all(session: Session) -> int:
+    """Seal everything committed so far, committing after each batch."""
+    total = 0
+    while sealed := seal(session):
+        session.commit()
+        total += sealed
+    session.commit()
+    return total
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -293,7 +435,7 @@ def history(session: Session, records: list[tuple[str, str]], limit: int = 500) 
     condition = tuple_(AuditEntry.table_name, AuditEntry.record_id).in_(records)
     return list(
         session.scalars(
-            select(AuditEntry).where(condition).order_by(AuditEntry.seq.desc()).limit(limit)
+            select(AuditEntry).where(condition).order_by(AuditEntry.id.desc()).limit(limit)
         )
     )
 
@@ -307,11 +449,36 @@ class VerificationResult:
 
 
 def verify_chain(
-    session: Session, anchor: CheckpointStore | None = None, batch_size: int = 5000
+    session: Session,
+    anchor: CheckpointStore | None = None,
+    *,
+    full: bool = False,
+    now: datetime | None = None,
+    batch_size: int = 5000,
 ) -> VerificationResult:
-    """Recompute the chain from the first entry and report the first link that does not hold;
-    then check it against the signed checkpoints, which a rewrite of the whole chain fails."""
-    prev_hash, expected_seq, checked, last_seq = GENESIS_HASH, 1, 0, 0
+    """Check the sealed chain and report the first thing that does not hold.
+
+    First every signed checkpoint: its entry must still be there with the signed hash (a
+    rewrite of the chain, even with every hash recomputed, or a removed tail fails here).
+    Then the chain is recomputed link by link, from the newest checkpoint (its hash is
+    trusted, being signed) or, with `full` or without checkpoints, from the first entry.
+    Last, entries still unsealed `UNSEALED_ALERT` after they were recorded are reported:
+    a sealer that stopped is as much a problem as a broken link.
+    """
+    head = session.execute(
+        select(AuditChainHead).where(AuditChainHead.id == 1)
+    ).scalar_one_or_none()
+    if head is None:
+        return VerificationResult(False, 0, None, "the chain head is missing")
+    prev_hash, expected_seq = GENESIS_HASH, 1
+    if anchor is not None:
+        if problem := check_against_checkpoints(session, anchor, head.last_seq):
+            return VerificationResult(False, 0, problem.seq, problem.problem)
+        checkpoints, _ = anchor.read()
+        if checkpoints and not full:
+            newest = max(checkpoints, key=lambda cp: cp.seq)
+            prev_hash, expected_seq = newest.entry_hash, newest.seq + 1
+    checked, last_seq = 0, expected_seq - 1
     columns = [c for c in AuditEntry.__table__.columns]
     while True:
         batch = (
@@ -343,11 +510,6 @@ def verify_chain(
                 )
             prev_hash, expected_seq, last_seq = entry["entry_hash"], seq + 1, seq
             checked += 1
-    head = session.execute(
-        select(AuditChainHead).where(AuditChainHead.id == 1)
-    ).scalar_one_or_none()
-    if head is None:
-        return VerificationResult(False, checked, None, "the chain head is missing")
     if head.last_seq != last_seq or head.last_hash != prev_hash:
         return VerificationResult(
             False,
@@ -355,6 +517,22 @@ def verify_chain(
             last_seq + 1,
             f"entries after {last_seq} were removed (head says {head.last_seq})",
         )
-    if anchor is not None and (problem := check_against_checkpoints(session, anchor, last_seq)):
-        return VerificationResult(False, checked, problem.seq, problem.problem)
+    stale = session.execute(
+        select(AuditEntry.id, AuditEntry.recorded_at)
+        .where(AuditEntry.seq.is_(None))
+        .order_by(AuditEntry.id)
+        .limit(1)
+    ).first()
+    if stale is not None and stale.recorded_at < (now or utcnow()) - UNSEALED_ALERT:
+        unsealed = session.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.seq.is_(None))
+        )
+        return VerificationResult(
+            False,
+            checked,
+            None,
+            f"{unsealed} entries are not sealed into the chain; the oldest (id {stale.id}) "
+            f"was recorded at {stale.recorded_at.isoformat(timespec='seconds')}: "
+            "is the scheduler's core.audit-seal job running?",
+        )
     return VerificationResult(True, checked)

@@ -1,12 +1,14 @@
-"""The flag that lets the audit mechanism, and nothing else, write the audit tables.
+"""The flag that lets the audit mechanism, and nothing else, write audited tables and the
+trail itself.
 
-Database triggers (migration 0004) refuse INSERTs into `audit_entries` and UPDATEs of
-`audit_chain_head` unless this flag is raised. On PostgreSQL it is a transaction-local
-setting; on SQLite, which has no settings, it is a function the app registers on each of
-its connections, so a statement from any other client (the sqlite3 shell, a script) finds
-no such function and is refused too. This stops writes that bypass the trail by mistake or
-by a careless script; whoever controls the database itself is caught by the signed
-checkpoints instead (`audit_anchor.py`).
+Database triggers refuse INSERTs, UPDATEs and DELETEs on audited tables (`audit_ddl.py`)
+and writes to the trail's own tables unless this flag is raised. The audit mechanism raises
+it around an ORM flush that it records, and the sealer around its sealing. On PostgreSQL
+it is a transaction-local setting (a rollback clears it); on SQLite, which has no
+settings, it is a function the app registers on each of its connections, so a statement
+from any other client (the sqlite3 shell, a script) finds no such function and is refused
+too. This stops writes that bypass the trail by mistake or by a careless script; whoever
+controls the database itself is caught by the signed checkpoints (`audit_anchor.py`).
 """
 
 from __future__ import annotations
@@ -27,18 +29,27 @@ def register_sqlite_function(dbapi_connection: Any, connection_record: Any) -> N
     dbapi_connection.create_function(_SQLITE_FLAG, 0, lambda: flag[0])
 
 
-@contextmanager
-def writing_audit_tables(conn: Connection) -> Iterator[None]:
+def raise_flag(conn: Connection) -> list[bool] | None:
+    """Raise the flag; on SQLite, return its holder so it can be lowered after a rollback."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT set_config('dct.audit_writer', 'on', true)"))
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT set_config('dct.audit_writer', 'off', true)"))
-        return
-    flag = conn.info[_SQLITE_FLAG]
+        return None
+    flag: list[bool] = conn.info[_SQLITE_FLAG]
     flag[0] = True
+    return flag
+
+
+def lower_flag(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT set_config('dct.audit_writer', 'off', true)"))
+        return
+    conn.info[_SQLITE_FLAG][0] = False
+
+
+@contextmanager
+def writing_audit_tables(conn: Connection) -> Iterator[None]:
+    raise_flag(conn)
     try:
         yield
     finally:
-        flag[0] = False
+        lower_flag(conn)

@@ -50,13 +50,18 @@ def _safe_url() -> str:
 
 
 @audit_group.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; exit 1 and name the first broken entry if it does not hold."""
+@click.option(
+    "--full", is_flag=True, help="Recompute from the first entry, not the newest checkpoint."
+)
+def audit_verify(full: bool) -> None:
+    """Verify the hash chain against the signed checkpoints; exit 1 and name the first broken
+    entry if it does not hold."""
     from dct_platform.audit import verify_chain
     from dct_platform.audit_anchor import CheckpointStore
     from dct_platform.extensions import db
 
-    result = verify_chain(db.session, CheckpointStore.from_config(current_app.config))
+    store = CheckpointStore.from_config(current_app.config)
+    result = verify_chain(db.session, store, full=full)
     if result.ok:
         click.echo(f"audit chain intact: {result.checked} entries verified")
         return
@@ -68,15 +73,26 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@audit_group.command("seal")
+def audit_seal() -> None:
+    """Chain the entries written since the last seal now (the scheduler does it every 15 s)."""
+    from dct_platform.audit import seal_all
+    from dct_platform.extensions import db
+
+    click.echo(f"sealed {seal_all(db.session)} entries")
+
+
 @audit_group.command("checkpoint")
 def audit_checkpoint() -> None:
     """Sign the chain's current position into the checkpoint file now (the scheduler does it
     every 15 minutes)."""
+    from dct_platform.audit import seal_all
     from dct_platform.audit_anchor import CheckpointStore
     from dct_platform.extensions import db
     from dct_platform.timeutil import utcnow
 
     store = CheckpointStore.from_config(current_app.config)
+    seal_all(db.session)
     checkpoint = store.append(db.session, utcnow())
     if checkpoint is None:
         click.echo(f"no new entries since the last checkpoint ({store.path})")

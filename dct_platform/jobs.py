@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dct_platform import outbox
+from dct_platform import audit, outbox
 from dct_platform.audit import verify_chain
 from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.mail import MailSettings, OutgoingMail
@@ -74,9 +74,15 @@ def verify_audit_trail(session: Session, now: datetime) -> str:
     return outcome
 
 
+def seal_audit_trail(session: Session, now: datetime) -> str:
+    """Chain what transactions wrote since the last run (they write unchained)."""
+    return f"sealed {audit.seal_all(session)} entries"
+
+
 def checkpoint_audit_trail(session: Session, now: datetime) -> str:
     """Sign the chain's position outside the database and mail the administrators a copy:
     a rewrite of the trail inside the database then no longer verifies."""
+    audit.seal_all(session)  # sign the newest position, not one left behind by the sealer
     checkpoint = CheckpointStore.from_config(current_app.config).append(session, now)
     if checkpoint is None:
         return "no new entries"
@@ -98,5 +104,6 @@ def checkpoint_audit_trail(session: Session, now: datetime) -> str:
 def init_app(app: Flask) -> None:
     register_job(app, "core.housekeeping", housekeeping, every=timedelta(hours=1))
     register_job(app, AUDIT_JOB, verify_audit_trail, every=timedelta(hours=24))
+    register_job(app, "core.audit-seal", seal_audit_trail, every=timedelta(seconds=15))
     register_job(app, "core.audit-checkpoint", checkpoint_audit_trail, every=timedelta(minutes=15))
     register_job(app, "core.mail-outbox", deliver_mail, every=timedelta(minutes=1))

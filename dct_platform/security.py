@@ -4,14 +4,50 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import secrets
+from collections.abc import Mapping
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import get_default_parameters
 from flask_babel import lazy_gettext as _l
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so that a miss costs the same time as a hit.
+
+def _cost(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def hasher_from_env(env: Mapping[str, str]) -> PasswordHasher:
+    """Argon2 at the cost the environment asks for; argon2-cffi's defaults when unset.
+
+    Only the test suite lowers the cost, to stop argon2's deliberate slowness from
+    dominating its run. The parameters are stored in each hash, so a hash made at another
+    cost still verifies, and `needs_rehash` moves it to the current one at sign-in.
+    """
+    default = get_default_parameters()
+    parallelism = _cost(env, "PASSWORD_HASH_PARALLELISM", default.parallelism, 1)
+    return PasswordHasher(
+        time_cost=_cost(env, "PASSWORD_HASH_TIME_COST", default.time_cost, 1),
+        # Argon2 itself refuses less than 8 KiB per lane.
+        memory_cost=_cost(env, "PASSWORD_HASH_MEMORY_KIB", default.memory_cost, 8 * parallelism),
+        parallelism=parallelism,
+    )
+
+
+# Read once: one process hashes at one cost, so a rehash decision never flips back and forth.
+_hasher = hasher_from_env(os.environ)
+# Verified against when the username is unknown, so that a miss costs the same time as a hit;
+# made by `_hasher`, so it costs what a real hash costs at the configured parameters.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD_LENGTH = 10

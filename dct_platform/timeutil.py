@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -45,8 +47,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+Clock = Callable[[], datetime]
+CLOCK_EXTENSION = "dct_clock"
+
+
+def set_clock(app: Flask, clock: Clock | None) -> None:
+    """Give `app` its own clock (tests freeze or advance time this way); None restores the
+    system clock. The clock must return timezone-aware datetimes."""
+    if clock is None:
+        app.extensions.pop(CLOCK_EXTENSION, None)
+    else:
+        app.extensions[CLOCK_EXTENSION] = clock
+
+
 def utcnow() -> datetime:
-    """The clock. Only views, jobs and CLI commands call it; services receive `now`."""
+    """The clock. Only views, jobs and CLI commands call it; services receive `now`.
+
+    The app's own clock when one is set and an app context is active, so that everything a
+    request or job does shares one timeline; the system clock otherwise, and by default.
+    """
+    if has_app_context():
+        clock: Clock | None = current_app.extensions.get(CLOCK_EXTENSION)
+        if clock is not None:
+            return clock()
     return datetime.now(UTC)
 
 

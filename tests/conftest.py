@@ -1,10 +1,18 @@
 from __future__ import annotations
 
-import functools
+import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+# Argon2 is slow on purpose, and its cost is read once when dct_platform.security is
+# imported, so it is lowered here, before anything imports the app. Processes the tests start
+# inherit the environment, so `dct seed-demo`, `dct demo` and the rest hash cheaply too.
+# setdefault: whoever wants the suite at production cost sets the variables themselves.
+os.environ.setdefault("PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("PASSWORD_HASH_MEMORY_KIB", "8")
+os.environ.setdefault("PASSWORD_HASH_PARALLELISM", "1")
 
 import pytest
 from flask import Flask
@@ -12,8 +20,11 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from dct_platform import create_app
+from dct_platform.audit import seal_all
 from dct_platform.extensions import db
 from dct_platform.migrate import upgrade
+from dct_platform.timeutil import set_clock
+from tests.support.clock import TestClock
 from tests.support.database import (
     create_postgres_test_database,
     empty_postgres,
@@ -35,18 +46,6 @@ def make_app(database_url: str, instance: Path, **overrides: object) -> Flask:
         **overrides,
     }
     return create_app(config, instance_path=str(instance))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _hash_each_password_once() -> Iterator[None]:
-    """Argon2 is slow on purpose; the fixtures create many accounts with one password.
-    The cached hash is still a real argon2 hash, so sign-in verifies it for real."""
-    from dct_platform.services import accounts
-
-    cached = functools.lru_cache(maxsize=64)(accounts.hash_password)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(accounts, "hash_password", cached)
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +75,15 @@ def database_url(migrated_database: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+def clock() -> TestClock:
+    """The `app`'s clock: the system clock until a test calls `.freeze()` or `.advance()`."""
+    return TestClock()
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, clock: TestClock) -> Iterator[Flask]:
     app = make_app(database_url, tmp_path / "instance")
+    set_clock(app, clock)
     yield app
     with app.app_context():
         db.session.remove()
@@ -97,10 +103,11 @@ def now() -> datetime:
 
 
 @pytest.fixture
-def world(app: Flask) -> World:
+def world(app: Flask, clock: TestClock) -> World:
     """A committed trial; ids only, re-read objects through `session` when needed."""
     with app.app_context():
-        w = build_world(db.session, datetime.now(UTC))
+        w = build_world(db.session, clock())
+        seal_all(db.session)  # as the scheduler's sealer would have by now
         # Keep plain attribute access working after the app context closes.
         for obj in [w.trial, w.berlin, w.tokyo, *w.users.values(), *w.patients.values()]:
             db.session.refresh(obj)

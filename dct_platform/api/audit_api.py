@@ -40,7 +40,7 @@ class AuditEntries(MethodView):
             db.session,
             list(
                 db.session.scalars(
-                    query.order_by(AuditEntry.seq.desc()).offset((page - 1) * size).limit(size)
+                    query.order_by(AuditEntry.id.desc()).offset((page - 1) * size).limit(size)
                 )
             ),
         )

@@ -17,6 +17,7 @@ from dct_platform.api.schemas import (
     PatientSchema,
     PatientUpdateSchema,
     SiteAssignmentSchema,
+    TimezonePeriodSchema,
     TransferSchema,
 )
 from dct_platform.auth import api_actor
@@ -159,13 +160,22 @@ class PatientTransfer(MethodView):
     @blp.arguments(TransferSchema)
     @blp.response(200, PatientSchema)
     def post(self, body: dict[str, Any], patient_id: int) -> Patient:
-        """Transfer the patient to another site of the trial."""
+        """Transfer the patient to another site of the trial, and from the same instant to
+        another time zone when `timezone` is sent."""
         actor = api_actor()
         patient = _patient(patient_id)
         to_site = db.session.get(Site, body["to_site_id"])
         if to_site is None:
             raise NotFound(f"Site {body['to_site_id']} was not found.")
-        service.transfer_patient(db.session, actor, utcnow(), patient, to_site, body["reason"])
+        service.transfer_patient(
+            db.session,
+            actor,
+            utcnow(),
+            patient,
+            to_site,
+            body["reason"],
+            timezone=body.get("timezone"),
+        )
         return patient
 
 
@@ -187,4 +197,27 @@ class PatientSiteHistory(MethodView):
                 "reason_withheld": not may_read and a.reason is not None,
             }
             for a in service.site_history(db.session, patient)
+        ]
+
+
+@blp.route("/<int:patient_id>/timezone-history")
+class PatientTimezoneHistory(MethodView):
+    @blp.response(200, TimezonePeriodSchema(many=True))
+    @blp.alt_response(404, description="No such patient for the caller")
+    def get(self, patient_id: int) -> list[dict[str, Any]]:
+        """Which time zone the patient lived by, over which periods (read-only; a change of
+        the patient's `timezone` or a transfer with a `timezone` adds a period). Trial and
+        supply managers get no free-text reasons (`reason_withheld`)."""
+        actor = api_actor()
+        patient = _patient(patient_id)
+        may_read = policy.can(actor, policy.Action.READ_REASONS, patient)
+        return [
+            {
+                "timezone": p.timezone,
+                "valid_from": p.valid_from,
+                "valid_to": p.valid_to,
+                "reason": p.reason if may_read else None,
+                "reason_withheld": not may_read and p.reason is not None,
+            }
+            for p in service.timezone_history(db.session, patient)
         ]

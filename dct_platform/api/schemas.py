@@ -255,6 +255,16 @@ class PatientQuerySchema(Schema):
 class TransferSchema(Schema):
     to_site_id = Id(required=True)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    timezone = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "The patient's IANA time zone from the transfer on, when the "
+            "patient moves with the site (usually the target site's zone); omit or null "
+            "to keep the current zone"
+        },
+    )
 
 
 class SiteAssignmentSchema(Schema):
@@ -267,14 +277,29 @@ class SiteAssignmentSchema(Schema):
     )
 
 
+class TimezonePeriodSchema(Schema):
+    timezone = fields.String(metadata={"description": "IANA time zone in force"})
+    valid_from = UtcDateTime(**_tz)
+    valid_to = UtcDateTime(allow_none=True, **_tz, metadata={"description": "null: still open"})
+    reason = fields.String(allow_none=True)
+    reason_withheld = fields.Boolean(
+        metadata={"description": "A reason exists but the caller's role does not read it"}
+    )
+
+
 class AuditQuerySchema(Schema):
     table = fields.String()
     record_id = fields.String()
 
 
 class AuditEntrySchema(Schema):
-    seq = fields.Integer()
+    id = fields.Integer()
+    seq = fields.Integer(
+        allow_none=True, metadata={"description": "Place in the sealed chain; null until sealed"}
+    )
+    action_id = fields.Integer(allow_none=True, metadata={"description": "The user action"})
     occurred_at = UtcDateTime(**_tz)
+    recorded_at = UtcDateTime(**_tz)
     actor_id = fields.Integer(allow_none=True)
     actor_name = fields.String()
     action = fields.String()
@@ -284,7 +309,7 @@ class AuditEntrySchema(Schema):
     old_value = fields.String(allow_none=True)
     new_value = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
-    entry_hash = fields.String()
+    entry_hash = fields.String(allow_none=True)
 
 
 class AuditVerificationSchema(Schema):

@@ -1,7 +1,8 @@
 """Core records. Feature packages define their own models on the same metadata."""
 
 from dct_platform.models.activities import RemoteActivity
-from dct_platform.models.audit import AuditChainHead, AuditEntry
+from dct_platform.models.audit import AuditAction, AuditChainHead, AuditEntry
+from dct_platform.models.events import DeliveryStatus, DomainEvent, EventDelivery
 from dct_platform.models.jobs import JobRun
 from dct_platform.models.outbox import MailOutbox, OutboxStatus
 from dct_platform.models.patients import (
@@ -9,6 +10,7 @@ from dct_platform.models.patients import (
     PatientIdentity,
     PatientSiteAssignment,
     PatientStatus,
+    PatientTimezonePeriod,
 )
 from dct_platform.models.trials import (
     Site,
@@ -30,8 +32,12 @@ from dct_platform.models.web_sessions import WebSession
 
 __all__ = [
     "ApiToken",
+    "AuditAction",
     "AuditChainHead",
     "AuditEntry",
+    "DeliveryStatus",
+    "DomainEvent",
+    "EventDelivery",
     "JobRun",
     "LoginThrottle",
     "MailOutbox",
@@ -40,6 +46,7 @@ __all__ = [
     "PatientIdentity",
     "PatientSiteAssignment",
     "PatientStatus",
+    "PatientTimezonePeriod",
     "RemoteActivity",
     "Role",
     "Site",

@@ -106,3 +106,35 @@ class PatientSiteAssignment(Audited, db.Model):
 
     def __repr__(self) -> str:
         return f"<PatientSiteAssignment patient={self.patient_id} site={self.site_id}>"
+
+
+class PatientTimezonePeriod(Audited, db.Model):
+    """Which IANA zone the patient lived by over which period (half-open, like the site
+    assignments), so that every past occurrence keeps the zone it was scheduled in.
+
+    `Patient.timezone` is the zone of the open period. One open period per patient (a
+    unique partial index), periods that end after they start, and on PostgreSQL no two
+    periods of a patient overlap (an exclusion constraint, migration 0006).
+    """
+
+    __tablename__ = "patient_timezone_periods"
+    __table_args__ = (
+        Index(
+            "uq_patient_timezone_periods_open",
+            "patient_id",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+    def __repr__(self) -> str:
+        return f"<PatientTimezonePeriod patient={self.patient_id} {self.timezone}>"

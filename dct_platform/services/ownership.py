@@ -1,7 +1,8 @@
 """Which site, and which investigator, was responsible for a patient at a given time.
 
 Every remote activity records this at the time it happened (a reading's effective time, a
-visit's start), so that per-site views stay right after a patient is transferred.
+visit's start), so that per-site views stay right after a patient is transferred. The
+patient's time zone has the same kind of history (`timezone_at`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from dct_platform.errors import NotFound
-from dct_platform.models import PatientSiteAssignment, SiteInvestigatorPeriod
+from dct_platform.models import PatientSiteAssignment, PatientTimezonePeriod, SiteInvestigatorPeriod
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,19 @@ def owning_site_id_at(session: Session, patient_id: int, at: datetime) -> int:
     if site_id is None:
         raise NotFound(f"Patient {patient_id} was not assigned to any site at {at.isoformat()}.")
     return site_id
+
+
+def timezone_at(session: Session, patient_id: int, at: datetime) -> str:
+    """The IANA zone the patient lived by at `at`: schedule and show a past occurrence in
+    this zone, not in today's, so it stays where it was when the patient saw it."""
+    name = session.scalar(
+        select(PatientTimezonePeriod.timezone).where(
+            PatientTimezonePeriod.patient_id == patient_id, _covers(PatientTimezonePeriod, at)
+        )
+    )
+    if name is None:
+        raise NotFound(f"Patient {patient_id} had no time zone recorded at {at.isoformat()}.")
+    return name
 
 
 def investigator_id_at(session: Session, site_id: int, at: datetime) -> int | None:

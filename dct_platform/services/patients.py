@@ -11,13 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dct_platform import audit, policy, signals
-from dct_platform.errors import Conflict, NotFound, ValidationFailed
+from dct_platform.errors import Conflict, NotFound, ValidationFailed, expect_version
 from dct_platform.locking import lock_for_update
 from dct_platform.models import (
     AuditEntry,
     Patient,
     PatientIdentity,
     PatientSiteAssignment,
+    PatientTimezonePeriod,
     Site,
     User,
 )
@@ -83,7 +84,7 @@ def enroll_patient(
     system: str | None = None,
 ) -> Patient:
     if system is None:
-        policy.authorize(actor, Action.ENROLL, site)
+        policy.authorize(actor, Action.ENROLL, site, now=now)
     if errors := _check_preferences(timezone, preferred_language):
         raise ValidationFailed(
             "The patient could not be enrolled; see details.", {"fields": errors}
@@ -116,6 +117,11 @@ def enroll_patient(
         session.add(
             PatientSiteAssignment(
                 patient_id=patient.id, site_id=site.id, valid_from=now, reason="enrolment"
+            )
+        )
+        session.add(
+            PatientTimezonePeriod(
+                patient_id=patient.id, timezone=timezone, valid_from=now, reason="enrolment"
             )
         )
         if identity is not None:
@@ -157,16 +163,53 @@ def update_patient(
             "Unknown fields.", {"fields": {k: ["cannot be changed"] for k in unknown}}
         )
     needed = Action.EDIT_PREFERENCES if set(changes) <= preference_keys else Action.EDIT
-    policy.authorize(actor, needed, patient)
+    policy.authorize(actor, needed, patient, now=now)
     if errors := _check_preferences(changes.get("timezone"), changes.get("preferred_language")):
         raise ValidationFailed("The change was not saved; see details.", {"fields": errors})
     if needed is Action.EDIT and not (reason and reason.strip()):
         raise ValidationFailed(
             "Say why the record is being changed.", {"fields": {"reason": ["required"]}}
         )
+    new_zone = changes.get("timezone")
+    moves = new_zone is not None and new_zone != patient.timezone
+    if moves:
+        # Closing the open zone period decides on the current state: queue on the row, and
+        # still refuse a change made from a copy that another writer has changed since.
+        seen = patient.version
+        lock_for_update(session, patient)
+        expect_version(patient, seen)
     with audit.acting(session, actor, now, reason):
+        if moves:
+            _move_timezone(session, patient, new_zone, now, reason)
         _apply(patient, changes, now)
     return patient
+
+
+def _move_timezone(
+    session: Session, patient: Patient, timezone: str, now: datetime, reason: str | None
+) -> None:
+    """Close the open time-zone period at `now` and open one in `timezone`, so that what
+    happened before `now` keeps the zone it was scheduled in. The caller holds the
+    patient's row lock and an audit context."""
+    current = session.scalar(
+        select(PatientTimezonePeriod).where(
+            PatientTimezonePeriod.patient_id == patient.id,
+            PatientTimezonePeriod.valid_to.is_(None),
+        )
+    )
+    if current is not None:
+        if now <= current.valid_from:
+            raise Conflict(
+                "The patient's time zone changed at the same moment; reload and try again."
+            )
+        current.valid_to = now
+    session.add(
+        PatientTimezonePeriod(
+            patient_id=patient.id, timezone=timezone, valid_from=now, reason=reason
+        )
+    )
+    patient.timezone = timezone
+    patient.updated_at = now
 
 
 def get_identity(session: Session, actor: User, patient: Patient) -> PatientIdentity | None:
@@ -183,7 +226,7 @@ def save_identity(
     reason: str | None = None,
 ) -> PatientIdentity:
     """Create or correct personal data. A correction of stored data must give a reason."""
-    policy.authorize(actor, Action.EDIT_IDENTITY, patient)
+    policy.authorize(actor, Action.EDIT_IDENTITY, patient, now=now)
     identity = session.get(PatientIdentity, patient.id)
     if identity is not None and not (reason and reason.strip()):
         raise ValidationFailed(
@@ -210,7 +253,7 @@ def change_identity(
     reason: str | None,
 ) -> PatientIdentity:
     """Correct some fields of recorded personal data; the others stay as they are."""
-    policy.authorize(actor, Action.EDIT_IDENTITY, patient)
+    policy.authorize(actor, Action.EDIT_IDENTITY, patient, now=now)
     unknown = set(changes) - set(IDENTITY_FIELDS)
     if unknown:
         raise ValidationFailed(
@@ -242,18 +285,23 @@ def transfer_patient(
     patient: Patient,
     to_site: Site,
     reason: str,
+    timezone: str | None = None,
 ) -> PatientSiteAssignment:
     """Move ownership to another site of the same trial from `now`; the history is kept.
 
     Concurrent transfers of one patient queue on the patient's row and each re-checks
-    the site it finds, so the ownership history never has two open periods.
+    the site it finds, so the ownership history never has two open periods. A `timezone`
+    (the patient moves with the site) changes the patient's zone from the same instant;
+    None, or the current zone, keeps it.
     """
     lock_for_update(session, patient)
-    policy.authorize(actor, Action.TRANSFER, patient)
+    policy.authorize(actor, Action.TRANSFER, patient, now=now)
     if not (reason and reason.strip()):
         raise ValidationFailed(
             "Say why the patient is being transferred.", {"fields": {"reason": ["required"]}}
         )
+    if errors := _check_preferences(timezone, None):
+        raise ValidationFailed("The patient was not transferred; see details.", {"fields": errors})
     if to_site.trial_id != patient.trial_id:
         raise NotFound(f"Site {to_site.id} was not found in this trial.")
     if to_site.id == patient.site_id:
@@ -280,6 +328,8 @@ def transfer_patient(
         session.add(assignment)
         patient.site_id = to_site.id
         patient.updated_at = now
+        if timezone is not None and timezone != patient.timezone:
+            _move_timezone(session, patient, timezone, now, reason)
     signals.patient_transferred.send(
         patient, from_site_id=from_site_id, to_site_id=to_site.id, actor=actor, now=now
     )
@@ -296,9 +346,21 @@ def site_history(session: Session, patient: Patient) -> list[PatientSiteAssignme
     )
 
 
+def timezone_history(session: Session, patient: Patient) -> list[PatientTimezonePeriod]:
+    return list(
+        session.scalars(
+            select(PatientTimezonePeriod)
+            .where(PatientTimezonePeriod.patient_id == patient.id)
+            .order_by(PatientTimezonePeriod.valid_from)
+        )
+    )
+
+
 def record_history(session: Session, actor: User, patient: Patient) -> list[AuditEntry]:
-    """The audit trail of a patient's subject record, personal data and site assignments."""
+    """The audit trail of a patient's subject record, personal data, site assignments and
+    time-zone periods."""
     policy.authorize(actor, Action.VIEW_IDENTITY, patient)
     records = [("patients", str(patient.id)), ("patient_identities", str(patient.id))]
     records += [("patient_site_assignments", str(a.id)) for a in site_history(session, patient)]
+    records += [("patient_timezone_periods", str(p.id)) for p in timezone_history(session, patient)]
     return audit.history(session, records)

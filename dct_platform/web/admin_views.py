@@ -52,15 +52,15 @@ def admin_audit() -> str:
     if before is not None and not 0 < before <= MAX_AUDIT_SEQ:
         raise ValidationFailed("`before` is not an entry number of this trail.")
     page_size = current_app.config["AUDIT_PAGE_SIZE"]
-    query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(page_size)
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(page_size)
     if table:
         query = query.where(AuditEntry.table_name == table)
     if record:
         query = query.where(AuditEntry.record_id == record)
     if before:
-        query = query.where(AuditEntry.seq < before)
+        query = query.where(AuditEntry.id < before)
     entries = masked_for_oversight(db.session, list(db.session.scalars(query)))
-    older = entries[-1]["seq"] if len(entries) == page_size else None
+    older = entries[-1]["id"] if len(entries) == page_size else None
     tables = sorted(db.session.scalars(select(AuditEntry.table_name).distinct()))
     last_check = db.session.scalar(
         select(JobRun)

@@ -75,6 +75,12 @@ class TransferForm(FlaskForm):
         id="transfer-reason",
         validators=[DataRequired(message="Say why the patient moves."), Length(max=500)],
     )
+    # "" keeps the patient's zone, also when a form (an older page) does not send the field;
+    # the choices (current zone first, then the sites' zones, then every canonical zone)
+    # are set per patient by the view.
+    timezone = SelectField(
+        "Patient's time zone from the transfer on", id="transfer-timezone", default=""
+    )
 
 
 class PreferencesForm(VersionedForm):

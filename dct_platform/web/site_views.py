@@ -14,7 +14,7 @@ from dct_platform.models.patients import PatientStatus
 from dct_platform.models.users import SITE_ROLES
 from dct_platform.services import patients as service
 from dct_platform.services.enrolment import enrol_with_portal_account
-from dct_platform.timeutil import utcnow
+from dct_platform.timeutil import canonical_timezones, utcnow
 from dct_platform.web import bp
 from dct_platform.web.form_errors import show_domain_error
 from dct_platform.web.forms import EnrolForm, IdentityForm, TransferForm
@@ -68,13 +68,32 @@ def _render_patient(
 
 
 def _transfer_choices(form: TransferForm, patient: Patient) -> None:
-    others = db.session.scalars(
-        select(Site)
-        .where(Site.trial_id == patient.trial_id, Site.id != patient.site_id, Site.is_active)
-        .order_by(Site.site_number)
+    others = list(
+        db.session.scalars(
+            select(Site)
+            .where(Site.trial_id == patient.trial_id, Site.id != patient.site_id, Site.is_active)
+            .order_by(Site.site_number)
+        )
     )
     form.to_site_id.choices = [
         SelectChoice(str(s.id), f"{s.site_number}: {s.name} ({s.country})") for s in others
+    ]
+    # Keeping the zone first (the safe default), then the target sites' zones, the usual
+    # choice when the patient moves with the site, then every other canonical zone.
+    site_zones: dict[str, list[str]] = {}
+    for s in others:
+        if s.timezone != patient.timezone:
+            site_zones.setdefault(s.timezone, []).append(s.site_number)
+    form.timezone.choices = [
+        SelectChoice("", f"Keep {patient.timezone} (current)"),
+        *(
+            SelectChoice(zone, f"{zone} (zone of site {', '.join(numbers)})")
+            for zone, numbers in sorted(site_zones.items())
+        ),
+        *(
+            SelectChoice(zone, zone)
+            for zone in sorted(canonical_timezones() - site_zones.keys() - {patient.timezone})
+        ),
     ]
 
 
@@ -175,11 +194,21 @@ def site_patient_transfer(patient_id: int) -> Response | tuple[str, int]:
             if to_site is None:
                 raise DomainError("Choose a site.")
             service.transfer_patient(
-                db.session, current_user, utcnow(), patient, to_site, form.reason.data or ""
+                db.session,
+                current_user,
+                utcnow(),
+                patient,
+                to_site,
+                form.reason.data or "",
+                timezone=form.timezone.data or None,
             )
         except DomainError as exc:
             form.form_errors.append(exc.message)
         else:
-            flash(f"{patient.subject_number} now belongs to site {to_site.site_number}.", "success")
+            flash(
+                f"{patient.subject_number} now belongs to site {to_site.site_number} "
+                f"(time zone {patient.timezone}).",
+                "success",
+            )
             return redirect(url_for("web.site_home"))
     return _render_patient(patient, transfer_form=form, status=422)

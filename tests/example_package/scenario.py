@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from dct_platform import audit, create_app, policy
 from dct_platform.config import DEFAULT_FEATURE_PACKAGES
@@ -75,6 +76,12 @@ def main(database_url: str, instance: Path) -> dict[str, Any]:
                 select(AuditEntry.field).where(AuditEntry.table_name == "example_home_visits")
             )
         )
+        try:
+            s.execute(text("DELETE FROM example_home_visits"))
+            found["unaudited_delete"] = "allowed"
+        except DBAPIError as exc:
+            found["unaudited_delete"] = "refused" if "refused" in str(exc) else str(exc)
+        s.rollback()
         found["forbidden_message"] = ""
         try:
             policy.authorize(nurse, SEE_ADDRESS, anna, now=now)

@@ -12,6 +12,8 @@ from dct_platform.demo import logins_path, seed_and_report
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry, Patient, Site, User
 from dct_platform.models.users import Role
+from tests.support.database import schema_and_data
+from tests.support.world import World
 
 
 def _counts(app: Flask) -> dict[str, int]:
@@ -116,10 +118,24 @@ def test_create_user_command(app: Flask) -> None:
         assert entry is not None and entry.actor_name == "system:cli"
 
 
-def test_db_upgrade_on_a_migrated_database_changes_nothing(app: Flask) -> None:
-    result = app.test_cli_runner().invoke(args=["dct", "db", "upgrade"])
-    assert result.exit_code == 0, result.output
-    assert "database at heads" in result.output
+def test_db_upgrade_on_a_migrated_database_changes_nothing(app: Flask, world: World) -> None:
+    """The fixture migrated to head; upgrading again (twice, as a deploy script re-run
+    would) must succeed and leave the schema and every row, data and audit trail, as is."""
+    with app.app_context():
+        before = schema_and_data(db.session)
+        db.session.remove()
+    assert before["rows"]["users"] and before["rows"]["audit_entries"]
+    for _ in range(2):
+        result = app.test_cli_runner().invoke(args=["dct", "db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        assert "database at heads" in result.output
+        with app.app_context():
+            after = schema_and_data(db.session)
+            db.session.remove()
+        assert after["schema"] == before["schema"]
+        assert after["rows"] == before["rows"]
+    verify = app.test_cli_runner().invoke(args=["dct", "audit", "verify"])
+    assert verify.exit_code == 0, verify.output
 
 
 def test_upgrade_from_empty_on_a_new_sqlite_file(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ def test_a_package_adds_a_table_an_action_and_a_time_dependent_rule(tmp_path: Pa
         "the day after": False,
     }
     assert {"patient_id", "nurse_id", "visit_date"} <= set(found["audited"])
+    assert found["unaudited_delete"] == "refused"
     assert found["forbidden_message"] == (
         "You are not allowed to see the home address of this record."
     )

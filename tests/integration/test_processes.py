@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,8 +17,18 @@ from flask import Flask
 from sqlalchemy import select
 
 from dct_platform.extensions import db
-from dct_platform.models import JobRun
-from tests.support.processes import DCT, free_port, process_env, stop, wait_until_serving
+from dct_platform.models import AuditEntry, JobRun
+from tests.support.database import tamper_with_audit_trail
+from tests.support.processes import (
+    DCT,
+    Output,
+    free_port,
+    process_env,
+    stop,
+    wait_until_serving,
+)
+from tests.support.waiting import wait_for
+from tests.support.world import World
 
 
 def test_dct_serve_runs_gunicorn(database_url: str, tmp_path: Path) -> None:
@@ -44,37 +54,54 @@ def test_dct_serve_runs_gunicorn(database_url: str, tmp_path: Path) -> None:
 def test_a_second_scheduler_process_does_no_harm(
     app: Flask, database_url: str, tmp_path: Path
 ) -> None:
-    procs = [
-        subprocess.Popen(
-            [DCT, "scheduler"],
-            env=process_env(database_url, tmp_path / str(i)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+    outputs = [
+        Output(
+            subprocess.Popen(
+                [DCT, "scheduler"],
+                env=process_env(database_url, tmp_path / str(i)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         )
         for i in range(2)
     ]
+    skipped = re.compile(r"job core\.housekeeping slot \S+ already claimed; skipping")
+
+    def both_outputs() -> str:
+        return "\n".join(f"--- process {o.proc.pid}:\n{o.text}" for o in outputs)
+
+    def housekeeping_runs() -> list[JobRun]:
+        with app.app_context():
+            runs = list(
+                db.session.scalars(select(JobRun).where(JobRun.job_id == "core.housekeeping"))
+            )
+            db.session.remove()
+        return runs
+
     try:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            with app.app_context():
-                runs = db.session.scalars(
-                    select(JobRun).where(JobRun.job_id == "core.housekeeping")
-                ).all()
-                db.session.remove()
-            if runs and runs[0].finished_at is not None:
-                break
-            time.sleep(0.5)
-        time.sleep(3)  # give the second process time to try the same slot
-        assert all(p.poll() is None for p in procs), "a scheduler process died"
+        # Both start with every job due at once: one claims the housekeeping slot and runs
+        # it, the other must find the claim and log that it skips.
+        wait_for(
+            lambda: [o for o in outputs if skipped.search(o.text)],
+            timeout=40,
+            interval=0.2,
+            message=lambda: f"one scheduler to skip the claimed slot\n{both_outputs()}",
+        )
+        wait_for(
+            lambda: [r for r in housekeeping_runs() if r.finished_at is not None],
+            timeout=40,
+            interval=0.2,
+            message=lambda: f"the housekeeping run to finish\n{both_outputs()}",
+        )
+        assert all(o.proc.poll() is None for o in outputs), f"a scheduler died\n{both_outputs()}"
     finally:
-        outputs = [stop(p) for p in procs]
-    with app.app_context():
-        runs = db.session.scalars(select(JobRun).where(JobRun.job_id == "core.housekeeping")).all()
+        texts = [o.stop() for o in outputs]
+    runs = housekeeping_runs()
     assert len(runs) == 1 and runs[0].outcome.startswith("removed")
-    combined = "\n".join(outputs)
-    assert combined.count("scheduler running") == 2
-    assert "already claimed; skipping" in combined
+    assert all("scheduler running" in text for text in texts)
+    (ran,) = [o for o, text in zip(outputs, texts, strict=True) if not skipped.search(text)]
+    assert runs[0].claimed_by.endswith(f":{ran.proc.pid}")
 
 
 def test_dct_command_lists_its_commands(database_url: str, tmp_path: Path) -> None:
@@ -91,20 +118,41 @@ def test_dct_command_lists_its_commands(database_url: str, tmp_path: Path) -> No
         assert f"  {command}" in result.stdout
 
 
-def test_audit_verify_through_flask_app_wsgi(database_url: str, tmp_path: Path) -> None:
+def test_audit_verify_through_flask_app_wsgi(
+    app: Flask, world: World, database_url: str, tmp_path: Path
+) -> None:
     flask = shutil.which("flask", path=str(Path(sys.executable).parent))
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [flask, "--app", "wsgi", "dct", "audit", "verify"],
-        cwd=root,
-        env=process_env(database_url, tmp_path),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [flask, "--app", "wsgi", "dct", "audit", "verify"],
+            cwd=root,
+            env=process_env(database_url, tmp_path),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    with app.app_context():
+        seqs = list(db.session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)))
+        db.session.remove()
+    assert len(seqs) > 10, "the world writes a real chain"
+    result = verify()
     assert result.returncode == 0, result.stderr
-    assert "audit chain intact: 0 entries verified" in result.stdout
+    assert f"audit chain intact: {len(seqs)} entries verified" in result.stdout
+
+    seventh = seqs[6]
+    with app.app_context():
+        tamper_with_audit_trail(
+            db.session, f"UPDATE audit_entries SET new_value = 'Someone Else' WHERE seq = {seventh}"
+        )
+        db.session.remove()
+    broken = verify()
+    assert broken.returncode == 1, broken.stdout
+    assert f"audit chain BROKEN at entry {seventh}" in broken.stderr
+    assert "altered" in broken.stderr and "(6 entries verified before it)" in broken.stderr
 
 
 def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:

@@ -10,9 +10,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dct_platform.extensions import db
-from dct_platform.models import JobRun, LoginThrottle
-from dct_platform.scheduler import build_scheduler, register_job, run_job
+from dct_platform.models import AuditEntry, JobRun, LoginThrottle, MailOutbox, OutboxStatus
+from dct_platform.scheduler import (
+    build_scheduler,
+    register_job,
+    registered_jobs,
+    run_job,
+    slot_for,
+)
 from tests.conftest import make_app
+from tests.support.clock import TestClock
+from tests.support.smtp import LoopbackSMTPServer
+from tests.support.world import World
 
 T0 = datetime(2026, 5, 1, 12, 0, 5, tzinfo=UTC)
 
@@ -83,6 +92,44 @@ def test_core_housekeeping_job_purges_old_failures(app: Flask) -> None:
         assert set(db.session.scalars(select(LoginThrottle.key))) == {"b", "c"}
 
 
-def test_scheduler_has_every_registered_job(app: Flask) -> None:
+CORE_JOBS = {"core.housekeeping", "core.audit-verify", "core.audit-checkpoint", "core.mail-outbox"}
+
+
+def test_every_core_job_is_scheduled_runs_on_the_apps_clock_and_records_its_outcome(
+    app: Flask, world: World, clock: TestClock, smtp_server: LoopbackSMTPServer
+) -> None:
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_server.port)
+    jobs = registered_jobs(app)
     scheduler = build_scheduler(app, blocking=False)
-    assert "core.housekeeping" in {job.id for job in scheduler.get_jobs()}
+    assert {job.id for job in scheduler.get_jobs()} == set(jobs)
+    # Registration order: the checkpoint queues its mail before the outbox job sends it.
+    core = [job_id for job_id in jobs if job_id.startswith("core.")]
+    assert set(core) >= CORE_JOBS
+    now = clock.freeze()
+    with app.app_context():
+        entries = list(db.session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)))
+        db.session.remove()
+
+    for job_id in core:
+        assert run_job(app, job_id) is True, job_id
+
+    with app.app_context():
+        runs = {r.job_id: r for r in db.session.scalars(select(JobRun))}
+        mails = list(db.session.scalars(select(MailOutbox)))
+    assert set(runs) == set(core)
+    for job_id, run in runs.items():
+        assert run.started_at == now == run.finished_at, job_id
+        assert run.slot == slot_for(jobs[job_id], now), job_id
+        assert run.outcome and not run.outcome.startswith("failed"), (job_id, run.outcome)
+    assert runs["core.housekeeping"].outcome.startswith("removed ")
+    assert runs["core.audit-verify"].outcome == f"intact: {len(entries)} entries"
+    assert runs["core.audit-checkpoint"].outcome == f"checkpoint at entry {entries[-1]}"
+    assert runs["core.mail-outbox"].outcome.startswith(f"sent {len(mails)}, retrying 0, failed 0")
+    assert mails and all(m.status is OutboxStatus.SENT for m in mails)
+    received = smtp_server.wait_for(len(mails))
+    checkpoint_mail = next(
+        m
+        for m in received
+        if m.message["Subject"] == f"Audit trail checkpoint at entry {entries[-1]}"
+    )
+    assert checkpoint_mail.rcpt_tos == ["admin@example.org"]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from argon2 import extract_parameters
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from dct_platform import audit, security
+from dct_platform.audit_guard import writing_audit_tables
 from dct_platform.extensions import db
 from dct_platform.models import ApiToken, LoginThrottle, User
 from dct_platform.services import accounts
 from tests.conftest import make_app
 from tests.support.clients import login, submit
+from tests.support.clock import TestClock
+from tests.support.waiting import wait_for
 from tests.support.world import World
 
 
@@ -63,7 +67,19 @@ def test_idle_session_ends(app: Flask, world: World) -> None:
     client = app.test_client()
     login(client, "coord_berlin", world.password)
     assert client.get("/site").status_code == 200
-    time.sleep(2.1)
+    # The signed cookie's age is measured on the wall clock (itsdangerous), not the app's
+    # clock, so this test waits. It asks with a copy of the cookie from another client:
+    # asking with the original would refresh it and keep the session alive.
+    cookie_name = app.config["SESSION_COOKIE_NAME"]
+    cookie = client.get_cookie(cookie_name)
+    assert cookie is not None
+
+    def session_ended() -> bool:
+        probe = app.test_client()
+        probe.set_cookie(cookie_name, cookie.value)
+        return probe.get("/site").status_code == 302
+
+    wait_for(session_ended, timeout=10, interval=0.25, message="the idle session to end")
     assert client.get("/site").status_code == 302
 
 
@@ -161,3 +177,94 @@ def test_password_change_revokes_bearer_tokens(
         )
         db.session.commit()
     assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_a_hash_made_at_another_cost_verifies_and_is_upgraded_at_sign_in(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    current = extract_parameters(security.hash_password(world.password))
+    # Argon2 stores its parameters in the hash: one made at another cost (production's
+    # before the tests lowered it, or an older deployment's) still verifies.
+    other = security.hasher_from_env(
+        {
+            "PASSWORD_HASH_TIME_COST": str(current.time_cost + 1),
+            "PASSWORD_HASH_MEMORY_KIB": str(current.memory_cost * 2),
+            "PASSWORD_HASH_PARALLELISM": str(current.parallelism),
+        }
+    )
+    old_hash = other.hash(world.password)
+    assert extract_parameters(old_hash) != current and security.needs_rehash(old_hash)
+    user_id = world.users["coord_berlin"].id
+
+    def stored_hash() -> str:
+        with app.app_context():
+            value = db.session.get(User, user_id).password_hash
+            db.session.remove()
+            return value
+
+    with app.app_context():
+        # Put in place the way an older deployment left it: as a migration would, past the
+        # guard that refuses unaudited changes of users.
+        with writing_audit_tables(db.session.connection()):
+            db.session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(password_hash=old_hash)
+                .execution_options(**{audit.EXEMPT: True})
+            )
+        db.session.commit()
+
+    assert login(client, "coord_berlin", "wrong password").status_code == 401
+    assert stored_hash() == old_hash  # a failed sign-in upgrades nothing
+    assert login(client, "coord_berlin", world.password).status_code == 302
+    upgraded = stored_hash()
+    assert upgraded != old_hash and extract_parameters(upgraded) == current
+    assert security.verify_password(upgraded, world.password)
+    assert not security.needs_rehash(upgraded)
+    # Upgraded once: the next sign-in keeps the hash it finds.
+    assert login(app.test_client(), "coord_berlin", world.password).status_code == 302
+    assert stored_hash() == upgraded
+
+
+def test_bearer_tokens_expire_on_the_apps_clock(
+    app: Flask, client: FlaskClient, world: World, clock: TestClock
+) -> None:
+    clock.freeze()
+    headers = {
+        "Authorization": "Bearer "
+        + client.post(
+            "/api/v1/auth/token", json={"username": "nurse", "password": world.password}
+        ).get_json()["access_token"]
+    }
+    ttl = timedelta(seconds=app.config["API_TOKEN_TTL_SECONDS"])
+    clock.advance(ttl - timedelta(seconds=1))
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    clock.advance(timedelta(seconds=2))
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_the_upgraded_hash_is_on_the_trail(app: Flask, client: FlaskClient, world: World) -> None:
+    from dct_platform.models import AuditEntry
+
+    with app.app_context():
+        user = db.session.get(User, world.users["coord_berlin"].id)
+        with writing_audit_tables(db.session.connection()):
+            db.session.execute(
+                update(User)
+                .where(User.id == user.id)
+                .values(password_hash=security.hasher_from_env(
+                    {"PASSWORD_HASH_TIME_COST": "3", "PASSWORD_HASH_MEMORY_KIB": "1024",
+                     "PASSWORD_HASH_PARALLELISM": "1"}
+                ).hash(world.password))
+                .execution_options(**{audit.EXEMPT: True})
+            )  # fmt: skip
+        db.session.commit()
+    assert login(client, "coord_berlin", world.password).status_code == 302
+    with app.app_context():
+        entry = db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.table_name == "users", AuditEntry.field == "password_hash")
+            .order_by(AuditEntry.id.desc())
+        ).first()
+        assert entry is not None and entry.new_value == "[redacted]"
+        assert entry.reason == "password re-hashed with current parameters"

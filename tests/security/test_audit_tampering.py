@@ -4,15 +4,12 @@ outside the database expose a rewrite by whoever controls the database itself.""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import select, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -21,28 +18,8 @@ from dct_platform.audit import GENESIS_HASH, entry_hash, verify_chain
 from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.extensions import db
 from dct_platform.models import AuditChainHead, AuditEntry, MailOutbox
+from tests.support.database import as_database_owner
 from tests.support.world import World
-
-SQLITE_GUARDS = (
-    "audit_entries_no_update",
-    "audit_entries_no_delete",
-    "audit_entries_insert_guard",
-    "audit_chain_head_update_guard",
-    "audit_chain_head_no_delete",
-)
-
-
-@contextmanager
-def as_database_owner(session: Session) -> Iterator[Connection]:
-    """What someone with full control of the database can do: switch the guards off."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-    else:
-        for trigger in SQLITE_GUARDS:
-            conn.execute(text(f"DROP TRIGGER {trigger}"))
-    yield conn
-    session.commit()
 
 
 def _store(app: Flask) -> CheckpointStore:

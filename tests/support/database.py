@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session
 
 from dct_platform.config import normalise_database_url
 
@@ -58,12 +61,12 @@ def empty_postgres(url: str) -> None:
                 )
             )
         ]
-        for guarded in ("audit_entries", "audit_chain_head"):
+        for guarded in ("audit_entries", "audit_actions", "audit_chain_head"):
             conn.execute(text(f"ALTER TABLE {guarded} DISABLE TRIGGER USER"))
         conn.execute(
             text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
         )
-        for guarded in ("audit_entries", "audit_chain_head"):
+        for guarded in ("audit_entries", "audit_actions", "audit_chain_head"):
             conn.execute(text(f"ALTER TABLE {guarded} ENABLE TRIGGER USER"))
         conn.execute(
             text(
@@ -76,3 +79,57 @@ def empty_postgres(url: str) -> None:
 def fresh_sqlite_copy(template: Path, target: Path) -> str:
     shutil.copyfile(template, target)
     return f"sqlite:///{target}"
+
+
+# The trail's guards on SQLite (migrations 0004 and 0009); PostgreSQL switches all off at once.
+SQLITE_TRAIL_GUARDS = (
+    "audit_entries_insert_guard",
+    "audit_entries_update_guard",
+    "audit_entries_no_delete",
+    "audit_chain_head_update_guard",
+    "audit_chain_head_no_delete",
+)
+
+
+@contextmanager
+def as_database_owner(session: Session) -> Iterator[Connection]:
+    """What an attacker with database-owner rights could do: switch the guards off, then
+    edit the trail. SQLite drops its guard triggers for good, which only the test's own
+    copy of the database ever sees."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+    else:
+        for trigger in SQLITE_TRAIL_GUARDS:
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
+    yield conn
+    session.commit()
+
+
+def tamper_with_audit_trail(session: Session, statement: str) -> None:
+    with as_database_owner(session) as conn:
+        conn.execute(text(statement))
+
+
+def schema_and_data(session: Session) -> dict[str, object]:
+    """Everything a migration could change: each table's columns, indexes, constraints and
+    triggers (and PostgreSQL's functions), and every row of every table."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        schema_queries = [
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = 'public'",
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+            " FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
+            "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid)"
+            " FROM pg_trigger WHERE NOT tgisinternal",
+            "SELECT proname, pg_get_functiondef(oid) FROM pg_proc"
+            " WHERE pronamespace = 'public'::regnamespace AND prokind = 'f'",
+        ]
+    else:
+        schema_queries = ["SELECT type, name, tbl_name, sql FROM sqlite_master"]
+    schema = [sorted(map(tuple, conn.execute(text(q)))) for q in schema_queries]
+    tables = sorted(inspect(conn).get_table_names())
+    rows = {t: sorted(map(repr, conn.execute(text(f'SELECT * FROM "{t}"')))) for t in tables}
+    return {"schema": schema, "rows": rows}

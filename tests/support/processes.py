@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import requests
+
+from tests.support.waiting import wait_for
 
 BIN = Path(sys.executable).parent
 DCT = shutil.which("dct", path=str(BIN))
@@ -50,14 +52,59 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-def wait_until_serving(proc: subprocess.Popen[str], base: str, seconds: float) -> requests.Response:
-    """The first /healthz answer; fails with the process's output if it dies or is too slow."""
-    deadline = time.monotonic() + seconds
-    while True:
+class Output:
+    """Collects a running process's output as it comes, so that a test can wait for a line
+    while the process runs (and the pipe never fills up and stalls it)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None, "start the process with stdout=PIPE"
+        self.proc = proc
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lock:
+                self._lines.append(line)
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def stop(self) -> str:
+        """SIGTERM, as a service manager stops it; everything it wrote."""
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            return requests.get(f"{base}/healthz", timeout=2)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return self.text
+
+
+def wait_until_serving(proc: subprocess.Popen[str], base: str, seconds: float) -> requests.Response:
+    """The first /healthz answer, whatever its status; fails with the process's output if it
+    dies or is too slow."""
+    answers: list[requests.Response] = []
+
+    def answered() -> bool:
+        try:
+            answers.append(requests.get(f"{base}/healthz", timeout=2))
         except (requests.ConnectionError, requests.Timeout):
             # Timeout: gunicorn's socket is open while its workers are still booting.
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(stop(proc)) from None
-            time.sleep(0.2)
+            if proc.poll() is not None:
+                raise AssertionError(f"the process ended before serving:\n{stop(proc)}") from None
+            return False
+        return True
+
+    wait_for(
+        answered, seconds, interval=0.2, message=lambda: f"{base} to serve; output:\n{stop(proc)}"
+    )
+    return answers[0]

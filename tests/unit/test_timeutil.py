@@ -1,11 +1,20 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dct_platform.timeutil import NaiveDatetimeError, UTCDateTime, format_local, is_valid_timezone
+from dct_platform.timeutil import (
+    NaiveDatetimeError,
+    UTCDateTime,
+    format_local,
+    is_valid_timezone,
+    set_clock,
+    utcnow,
+)
+from tests.support.clock import TestClock
 
 
 def test_naive_datetimes_are_refused() -> None:
@@ -51,3 +60,33 @@ def test_api_input_times_without_offset_are_refused() -> None:
     assert Reading().load({"at": "2026-03-10T09:30:00+01:00"})["at"].utcoffset() is not None
     with pytest.raises(ValidationError):
         Reading().load({"at": "2026-03-10T09:30:00"})
+
+
+def test_the_clock_is_the_systems_unless_the_app_has_its_own() -> None:
+    app, other = Flask("with_clock"), Flask("without_clock")
+    fixed = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+    with app.app_context():
+        before = datetime.now(UTC)
+        assert before <= utcnow() <= datetime.now(UTC)
+    set_clock(app, lambda: fixed)
+    with app.app_context():
+        assert utcnow() == fixed
+    with other.app_context():
+        assert utcnow() != fixed
+    assert utcnow() != fixed  # outside an app context
+    set_clock(app, None)
+    with app.app_context():
+        assert utcnow() != fixed
+
+
+def test_the_test_clock_follows_the_system_until_frozen_and_advances_either_way() -> None:
+    clock = TestClock()
+    before = datetime.now(UTC)
+    assert before <= clock() <= datetime.now(UTC)
+    clock.advance(timedelta(days=1))
+    assert clock() - datetime.now(UTC) > timedelta(hours=23)
+    fixed = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+    assert clock.freeze(fixed) == fixed and clock() == fixed == clock()
+    assert clock.advance(timedelta(minutes=5)) == fixed + timedelta(minutes=5) == clock()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        clock.freeze(datetime(2026, 3, 10, 9, 30))

@@ -69,7 +69,7 @@ def upgrade() -> None:
             "activity_type",
             "record_table",
             "record_id",
-            name=op.f("uq_remote_activities_activity_type"),
+            name=op.f("uq_remote_activities_activity_type_record_table_record_id"),
         ),
     )
     op.create_index(

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dct_platform.audit_ddl import guard_audited_table
+
 revision: str = "ex01"
 down_revision: str | None = None
 # Its own branch, started after the core revision whose tables it refers to.
@@ -36,6 +38,8 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_example_home_visits_patient_id"), "example_home_visits", ["patient_id"]
     )
+    # Audited: only the trail's own flush may change it.
+    guard_audited_table(op, "example_home_visits")
 
 
 def downgrade() -> None:
