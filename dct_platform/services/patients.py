@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dct_platform import audit, policy, signals
+from dct_platform import audit, events, policy
 from dct_platform.errors import Conflict, NotFound, ValidationFailed, expect_version
 from dct_platform.locking import lock_for_update
 from dct_platform.models import (
@@ -24,6 +24,7 @@ from dct_platform.models import (
 )
 from dct_platform.models.patients import PatientStatus
 from dct_platform.policy import Action
+from dct_platform.services import activities
 from dct_platform.timeutil import is_valid_timezone
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -130,7 +131,32 @@ def enroll_patient(
                     patient_id=patient.id, created_at=now, updated_at=now, **identity.__dict__
                 )
             )
-    signals.patient_enrolled.send(patient, actor=actor, now=now)
+    activities.record_activity(
+        session,
+        now,
+        activity_type=activities.ENROLMENT,
+        patient=patient,
+        occurred_at=now,
+        record_table="patients",
+        record_id=patient.id,
+        status=str(status),
+        summary=f"Enrolled {subject_number} at site {site.site_number}",
+        originator=activities.Originator.SYSTEM if actor is None else activities.Originator.STAFF,
+        originator_user_id=actor.id if actor else None,
+        location_type="site",
+    )
+    events.emit(
+        session,
+        events.PATIENT_ENROLLED,
+        now,
+        {
+            "patient_id": patient.id,
+            "trial_id": patient.trial_id,
+            "site_id": site.id,
+            "actor_id": actor.id if actor else None,
+        },
+        subject=f"patient:{patient.id}",
+    )
     return patient
 
 
@@ -330,8 +356,35 @@ def transfer_patient(
         patient.updated_at = now
         if timezone is not None and timezone != patient.timezone:
             _move_timezone(session, patient, timezone, now, reason)
-    signals.patient_transferred.send(
-        patient, from_site_id=from_site_id, to_site_id=to_site.id, actor=actor, now=now
+    from_site = session.get(Site, from_site_id)
+    activities.record_activity(
+        session,
+        now,
+        activity_type=activities.SITE_TRANSFER,
+        patient=patient,
+        occurred_at=now,
+        record_table="patient_site_assignments",
+        record_id=assignment.id,
+        status="completed",
+        # Pseudonymous: the free-text reason stays in the site history, not here.
+        summary=f"Transferred from site {from_site.site_number if from_site else from_site_id} "
+        f"to site {to_site.site_number}",
+        originator=activities.Originator.STAFF,
+        originator_user_id=actor.id,
+        related_site_id=from_site_id,
+    )
+    events.emit(
+        session,
+        events.PATIENT_TRANSFERRED,
+        now,
+        {
+            "patient_id": patient.id,
+            "trial_id": patient.trial_id,
+            "from_site_id": from_site_id,
+            "to_site_id": to_site.id,
+            "actor_id": actor.id,
+        },
+        subject=f"patient:{patient.id}",
     )
     return assignment
 
