@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dct_platform import audit, outbox
+from dct_platform import audit, events, outbox
 from dct_platform.audit import verify_chain
 from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.mail import MailSettings, OutgoingMail
@@ -32,6 +32,10 @@ def housekeeping(session: Session, now: datetime) -> str:
     removed += purge_web_sessions(session, now, max_age=timedelta(days=30))
     runs = session.execute(delete(JobRun).where(JobRun.started_at < now - JOB_HISTORY)).rowcount
     return f"removed {removed} stale token, session and sign-in rows, {runs or 0} old job runs"
+
+
+def deliver_events(session: Session, now: datetime) -> str:
+    return str(events.deliver_due(session, now, worker_name()))
 
 
 def deliver_mail(session: Session, now: datetime) -> str:
@@ -106,4 +110,6 @@ def init_app(app: Flask) -> None:
     register_job(app, AUDIT_JOB, verify_audit_trail, every=timedelta(hours=24))
     register_job(app, "core.audit-seal", seal_audit_trail, every=timedelta(seconds=15))
     register_job(app, "core.audit-checkpoint", checkpoint_audit_trail, every=timedelta(minutes=15))
+    # Before the outbox: mails that receivers queue go out in the same round.
+    register_job(app, "core.events", deliver_events, every=timedelta(seconds=30))
     register_job(app, "core.mail-outbox", deliver_mail, every=timedelta(minutes=1))
