@@ -15,16 +15,16 @@ from zoneinfo import ZoneInfo
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from dct_platform import audit, create_app, policy
+from dct_platform import create_app, events, policy
 from dct_platform.config import DEFAULT_FEATURE_PACKAGES
 from dct_platform.extensions import db
 from dct_platform.migrate import current_heads, script_heads, upgrade
-from dct_platform.models import AuditEntry, Patient, User
-from tests.example_package.models import ExampleHomeVisit
+from dct_platform.models import AuditEntry, EventDelivery, Patient, RemoteActivity, User
 from tests.example_package.policy import SEE_ADDRESS
+from tests.example_package.services import book_visit
 from tests.support.world import build_world
 
 
@@ -53,9 +53,33 @@ def main(database_url: str, instance: Path) -> dict[str, Any]:
         anna = s.get(Patient, world.patients["anna"].id)
         nurse = s.get(User, world.users["nurse"].id)
         visit_day = now.astimezone(ZoneInfo(anna.timezone)).date() + timedelta(days=1)
-        with audit.acting(s, None, now, system="example"):
-            s.add(ExampleHomeVisit(patient_id=anna.id, nurse_id=nurse.id, visit_date=visit_day))
+        coordinator = s.get(User, world.users["coord_berlin"].id)
+        # A booking that rolls back emits nothing...
+        book_visit(s, coordinator, now, anna, nurse, visit_day)
+        s.rollback()
+        found["deliveries_after_rollback"] = s.scalar(
+            select(func.count(EventDelivery.id)).where(
+                EventDelivery.receiver_id == "example.activity-timeline"
+            )
+        )
+        # ...one that commits is delivered after the commit.
+        anna = s.get(Patient, world.patients["anna"].id)
+        nurse = s.get(User, world.users["nurse"].id)
+        book_visit(s, coordinator, now, anna, nurse, visit_day)
+        found["timeline_before_commit"] = s.scalar(
+            select(func.count(RemoteActivity.id)).where(
+                RemoteActivity.package == "tests.example_package"
+            )
+        )
         s.commit()
+        report = events.deliver_due(s, now, "example")
+        found["delivered"] = str(report)
+        found["activities"] = [
+            (a.activity_type, a.site_id == world.berlin.id, a.status)
+            for a in s.scalars(
+                select(RemoteActivity).where(RemoteActivity.package == "tests.example_package")
+            )
+        ]
 
         found["nurse_sees"] = sorted(
             p.subject_number

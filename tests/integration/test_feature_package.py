@@ -1,7 +1,8 @@
 """A feature package extends the platform without editing `dct_platform/`.
 
 `tests/example_package` adds a table with its own migration branch, an action, a scope and
-a rule that needs the session and the time. It runs in its own process, so that its
+a rule that needs the session and the time, an event with an after-commit receiver, and a
+remote-activity type. It runs in its own process, so that its
 tables and rules stay out of every other test's platform.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from tests.support.processes import ROOT, process_env
 
 
-def test_a_package_adds_a_table_an_action_and_a_time_dependent_rule(tmp_path: Path) -> None:
+def test_a_package_extends_the_platform_without_editing_the_core(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -43,6 +44,11 @@ def test_a_package_adds_a_table_an_action_and_a_time_dependent_rule(tmp_path: Pa
     }
     assert {"patient_id", "nurse_id", "visit_date"} <= set(found["audited"])
     assert found["unaudited_delete"] == "refused"
+    # Its event: nothing after a rollback, delivered after the commit to its receiver, which
+    # puts the visit on the remote-activity timeline at the site responsible.
+    assert found["deliveries_after_rollback"] == 0
+    assert found["timeline_before_commit"] == 0
+    assert found["activities"] == [["example-home-visit", True, "booked"]]
     assert found["forbidden_message"] == (
         "You are not allowed to see the home address of this record."
     )

@@ -58,6 +58,23 @@ def moved(app: Flask, world: World) -> datetime:
     return now
 
 
+def test_enrolment_and_transfer_are_on_the_timeline(
+    app: Flask, world: World, moved: datetime
+) -> None:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(RemoteActivity)
+            .where(RemoteActivity.patient_id == world.patients["anna"].id)
+            .where(RemoteActivity.activity_type.in_(["enrolment", "site-transfer"]))
+            .order_by(RemoteActivity.occurred_at)
+        ).all()
+        assert [(r.activity_type, r.site_id, r.related_site_id) for r in rows] == [
+            ("enrolment", world.berlin.id, None),
+            ("site-transfer", world.tokyo.id, world.berlin.id),
+        ]
+        assert "Moved to Tokyo" not in rows[1].summary  # free text stays in the history
+
+
 def test_activities_stay_with_the_site_responsible_at_their_time(
     app: Flask, world: World, moved: datetime
 ) -> None:
@@ -92,6 +109,7 @@ def test_recording_the_same_record_again_updates_it(
 def test_an_unregistered_type_is_refused(app: Flask, world: World) -> None:
     with app.app_context():
         anna = db.session.get(Patient, world.patients["anna"].id)
+        before = db.session.scalar(select(func.count()).select_from(RemoteActivity))
         stray = activities.ActivityType("not-registered", "Stray", "tests")
         with pytest.raises(ValueError, match="register"):
             activities.record_activity(
@@ -106,7 +124,7 @@ def test_an_unregistered_type_is_refused(app: Flask, world: World) -> None:
                 summary="",
                 originator=Originator.SYSTEM,
             )
-        assert db.session.scalar(select(func.count()).select_from(RemoteActivity)) == 0
+        assert db.session.scalar(select(func.count()).select_from(RemoteActivity)) == before
 
 
 @pytest.mark.parametrize(
