@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete, inspect, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from dct_platform.models import DeliveryStatus, DomainEvent, EventDelivery
@@ -366,3 +366,22 @@ PATIENT_TRANSFERRED = declare(
     "A patient moved to another site of the trial. Payload: patient_id, trial_id, "
     "from_site_id, to_site_id, actor_id.",
 )
+
+
+def purge_delivered(session: Session, before: datetime) -> int:
+    """Housekeeping: forget events older than `before` that every receiver has had.
+
+    Events with a failed or pending delivery stay, for someone to look into.
+    """
+    open_deliveries = select(EventDelivery.event_id).where(
+        EventDelivery.status != DeliveryStatus.DELIVERED
+    )
+    old = select(DomainEvent.id).where(
+        DomainEvent.occurred_at < before, DomainEvent.id.not_in(open_deliveries)
+    )
+    ids = list(session.scalars(old))
+    if not ids:
+        return 0
+    session.execute(delete(EventDelivery).where(EventDelivery.event_id.in_(ids)))
+    session.execute(delete(DomainEvent).where(DomainEvent.id.in_(ids)))
+    return len(ids)

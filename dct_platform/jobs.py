@@ -31,7 +31,11 @@ def housekeeping(session: Session, now: datetime) -> str:
     removed = purge_stale_auth_records(session, now, window)
     removed += purge_web_sessions(session, now, max_age=timedelta(days=30))
     runs = session.execute(delete(JobRun).where(JobRun.started_at < now - JOB_HISTORY)).rowcount
-    return f"removed {removed} stale token, session and sign-in rows, {runs or 0} old job runs"
+    delivered = events.purge_delivered(session, now - JOB_HISTORY)
+    return (
+        f"removed {removed} stale token, session and sign-in rows, {runs or 0} old job runs, "
+        f"{delivered} delivered events"
+    )
 
 
 def deliver_events(session: Session, now: datetime) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -300,3 +301,25 @@ def test_a_get_that_flushes_a_change_persists_nothing(app: Flask, now: datetime)
     with app.app_context():
         assert len(db.session.scalars(select(MailOutbox)).all()) == 1
     assert dispatched_kits == [1]
+
+
+def test_housekeeping_forgets_old_delivered_events_and_keeps_failed_ones(
+    app: Flask, session: Session, now: datetime
+) -> None:
+    @events.receiver(KIT_DISPATCHED, "test.broken-for-good")
+    def broken(session: Session, event: events.Event, when: datetime) -> None:
+        if event.payload["kit_id"] == 2:
+            raise RuntimeError("still broken")
+
+    for kit in (1, 2):
+        events.emit(session, KIT_DISPATCHED, now, {"kit_id": kit}, subject=f"kit:{kit}")
+    session.commit()
+    when = now
+    for _ in range(events.MAX_ATTEMPTS):
+        events.deliver_due(session, when, "w")
+        when += timedelta(days=1)
+    assert events.purge_delivered(session, now) == 0  # neither is old enough yet
+    assert events.purge_delivered(session, now + timedelta(days=60)) == 1
+    session.commit()
+    left = [json.loads(p) for p in session.scalars(select(DomainEvent.payload))]
+    assert left == [{"kit_id": 2}]  # the failed one stays for someone to look into
