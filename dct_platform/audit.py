@@ -113,46 +113,36 @@ def _serialise(value: Any) -> str | None:
     return str(value)
 
 
+# The fields each entry's hash covers. Version 1 is what entries sealed before the sealer
+# existed were hashed with; they keep it, so that the chain still verifies.
+_HASHED_V1 = (
+    "seq",
+    "prev_hash",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "table_name",
+    "record_id",
+    "field",
+    "old_value",
+    "new_value",
+    "reason",
+)
+_HASHED_V2 = ("seq", "prev_hash", "id", "action_id", "occurred_at", "recorded_at", "actor_id",
+              "actor_name", "action", "table_name", "record_id", "field", "old_value",
+              "new_value", "reason")  # fmt: skip
+
+
 def entry_hash(entry: dict[str, Any]) -> str:
-    if entry.get("hash_version", 1) >= 2:
-        return _entry_hash_v2(entry)
+    version = entry.get("hash_version", 1)
+    fields = _HASHED_V2 if version >= 2 else _HASHED_V1
     payload = [
-        entry["seq"],
-        entry["prev_hash"],
-        entry["occurred_at"].isoformat(timespec="microseconds"),
-        entry["actor_id"],
-        entry["actor_name"],
-        entry["action"],
-        entry["table_name"],
-        entry["record_id"],
-        entry["field"],
-        entry["old_value"],
-        entry["new_value"],
-        entry["reason"],
+        value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value
+        for value in (entry[f] for f in fields)
     ]
-    canonical = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _entry_hash_v2(entry: dict[str, Any]) -> str:
-    payload = [
-        2,
-        entry["seq"],
-        entry["prev_hash"],
-        entry["id"],
-        entry["action_id"],
-        entry["occurred_at"].isoformat(timespec="microseconds"),
-        entry["recorded_at"].isoformat(timespec="microseconds"),
-        entry["actor_id"],
-        entry["actor_name"],
-        entry["action"],
-        entry["table_name"],
-        entry["record_id"],
-        entry["field"],
-        entry["old_value"],
-        entry["new_value"],
-        entry["reason"],
-    ]
+    if version >= 2:
+        payload.insert(0, 2)
     canonical = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -47,8 +47,11 @@ def deliver_mail(session: Session, now: datetime) -> str:
     return str(outbox.deliver_due(session, now, settings, worker_name()))
 
 
-def _admin_addresses(session: Session) -> list[str]:
-    return [
+def _mail_administrators(
+    session: Session, now: datetime, subject: str, text: str, *, dedup_key: str
+) -> None:
+    """Queue one mail to every enabled administrator with an address, once per key."""
+    admins = [
         e
         for e in session.scalars(
             select(User.email).where(
@@ -57,6 +60,10 @@ def _admin_addresses(session: Session) -> list[str]:
         )
         if e
     ]
+    if admins:
+        outbox.enqueue(
+            session, now, OutgoingMail(to=admins, subject=subject, text=text), dedup_key=dedup_key
+        )
 
 
 def verify_audit_trail(session: Session, now: datetime) -> str:
@@ -67,18 +74,14 @@ def verify_audit_trail(session: Session, now: datetime) -> str:
         return f"{AUDIT_INTACT} {result.checked} entries"
     outcome = f"{AUDIT_BROKEN} {result.broken_seq}: {result.problem}"
     log.error("audit chain %s", outcome)
-    if admins := _admin_addresses(session):
-        outbox.enqueue(
-            session,
-            now,
-            OutgoingMail(
-                to=admins,
-                subject="Audit trail verification failed",
-                text=f"The audit trail's hash chain does not verify: {outcome}.\n"
-                "Run `dct audit verify` and investigate before relying on the trail.",
-            ),
-            dedup_key=f"audit-chain-broken:{result.broken_seq}",
-        )
+    _mail_administrators(
+        session,
+        now,
+        "Audit trail verification failed",
+        f"The audit trail's hash chain does not verify: {outcome}.\n"
+        "Run `dct audit verify` and investigate before relying on the trail.",
+        dedup_key=f"audit-chain-broken:{result.broken_seq}",
+    )
     return outcome
 
 
@@ -94,18 +97,13 @@ def checkpoint_audit_trail(session: Session, now: datetime) -> str:
     checkpoint = CheckpointStore.from_config(current_app.config).append(session, now)
     if checkpoint is None:
         return "no new entries"
-    if admins := _admin_addresses(session):
-        outbox.enqueue(
-            session,
-            now,
-            OutgoingMail(
-                to=admins,
-                subject=f"Audit trail checkpoint at entry {checkpoint.seq}",
-                text="Keep this line: `dct audit verify` proves the trail against it.\n\n"
-                f"{checkpoint.line()}\n",
-            ),
-            dedup_key=f"audit-checkpoint:{checkpoint.seq}",
-        )
+    _mail_administrators(
+        session,
+        now,
+        f"Audit trail checkpoint at entry {checkpoint.seq}",
+        f"Keep this line: `dct audit verify` proves the trail against it.\n\n{checkpoint.line()}\n",
+        dedup_key=f"audit-checkpoint:{checkpoint.seq}",
+    )
     return f"checkpoint at entry {checkpoint.seq}"
 
 

@@ -25,6 +25,7 @@ from dct_platform.models import (
 from dct_platform.models.patients import PatientStatus
 from dct_platform.policy import Action
 from dct_platform.services import activities
+from dct_platform.services.periods import close_open_period
 from dct_platform.timeutil import is_valid_timezone
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -217,18 +218,13 @@ def _move_timezone(
     """Close the open time-zone period at `now` and open one in `timezone`, so that what
     happened before `now` keeps the zone it was scheduled in. The caller holds the
     patient's row lock and an audit context."""
-    current = session.scalar(
-        select(PatientTimezonePeriod).where(
-            PatientTimezonePeriod.patient_id == patient.id,
-            PatientTimezonePeriod.valid_to.is_(None),
-        )
+    close_open_period(
+        session,
+        PatientTimezonePeriod,
+        PatientTimezonePeriod.patient_id == patient.id,
+        now,
+        "patient's time zone",
     )
-    if current is not None:
-        if now <= current.valid_from:
-            raise Conflict(
-                "The patient's time zone changed at the same moment; reload and try again."
-            )
-        current.valid_to = now
     session.add(
         PatientTimezonePeriod(
             patient_id=patient.id, timezone=timezone, valid_from=now, reason=reason
@@ -336,18 +332,13 @@ def transfer_patient(
         raise Conflict(f"Site {to_site.site_number} is not active.")
     from_site_id = patient.site_id
     with audit.acting(session, actor, now, reason):
-        current = session.scalar(
-            select(PatientSiteAssignment).where(
-                PatientSiteAssignment.patient_id == patient.id,
-                PatientSiteAssignment.valid_to.is_(None),
-            )
+        close_open_period(
+            session,
+            PatientSiteAssignment,
+            PatientSiteAssignment.patient_id == patient.id,
+            now,
+            "patient's site",
         )
-        if current is not None:
-            if now <= current.valid_from:
-                raise Conflict(
-                    "The patient's site changed at the same moment; reload and try again."
-                )
-            current.valid_to = now
         assignment = PatientSiteAssignment(
             patient_id=patient.id, site_id=to_site.id, valid_from=now, reason=reason
         )

@@ -14,6 +14,7 @@ from dct_platform.locking import lock_for_update
 from dct_platform.models import Site, SiteInvestigatorPeriod, SiteMembership, Sponsor, Trial, User
 from dct_platform.models.trials import TrialPhase, TrialStatus
 from dct_platform.models.users import Role
+from dct_platform.services.periods import close_open_period
 from dct_platform.timeutil import is_valid_timezone
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -144,17 +145,13 @@ def appoint_principal_investigator(
     if site.principal_investigator_id == investigator.id:
         return
     with audit.acting(session, actor, now, reason, system=system):
-        # Through the ORM, not a bulk UPDATE, so that closing the old period is audited too.
-        for period in session.scalars(
-            select(SiteInvestigatorPeriod).where(
-                SiteInvestigatorPeriod.site_id == site.id, SiteInvestigatorPeriod.valid_to.is_(None)
-            )
-        ):
-            if now <= period.valid_from:
-                raise Conflict(
-                    "The principal investigator changed at the same moment; reload and retry."
-                )
-            period.valid_to = now
+        close_open_period(
+            session,
+            SiteInvestigatorPeriod,
+            SiteInvestigatorPeriod.site_id == site.id,
+            now,
+            "principal investigator",
+        )
         session.add(
             SiteInvestigatorPeriod(site_id=site.id, investigator_id=investigator.id, valid_from=now)
         )
