@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import CheckConstraint, Index, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from dct_platform.timeutil import UTCDateTime
@@ -50,3 +51,19 @@ class Versioned:
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
         return {"version_id_col": cls.version}
+
+
+def period_constraints(table: str, owner: str) -> tuple[Index, CheckConstraint]:
+    """For a table of half-open periods [valid_from, valid_to) per `owner`: one open period
+    per owner, and periods that end after they start. (PostgreSQL also gets an exclusion
+    constraint on the time ranges, in the migration: SQLAlchemy cannot describe it here.)"""
+    return (
+        Index(
+            f"uq_{table}_open",
+            owner,
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
+    )

@@ -3,11 +3,11 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped, Versioned
+from dct_platform.models.mixins import Audited, Timestamped, Versioned, period_constraints
 from dct_platform.models.trials import Site, Trial, enum_column
 from dct_platform.timeutil import UTCDateTime
 
@@ -84,16 +84,7 @@ class PatientSiteAssignment(Audited, db.Model):
     """
 
     __tablename__ = "patient_site_assignments"
-    __table_args__ = (
-        Index(
-            "uq_patient_site_assignments_open",
-            "patient_id",
-            unique=True,
-            sqlite_where=text("valid_to IS NULL"),
-            postgresql_where=text("valid_to IS NULL"),
-        ),
-        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
-    )
+    __table_args__ = period_constraints("patient_site_assignments", "patient_id")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -118,16 +109,7 @@ class PatientTimezonePeriod(Audited, db.Model):
     """
 
     __tablename__ = "patient_timezone_periods"
-    __table_args__ = (
-        Index(
-            "uq_patient_timezone_periods_open",
-            "patient_id",
-            unique=True,
-            sqlite_where=text("valid_to IS NULL"),
-            postgresql_where=text("valid_to IS NULL"),
-        ),
-        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
-    )
+    __table_args__ = period_constraints("patient_timezone_periods", "patient_id")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)

@@ -4,11 +4,11 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped, Versioned
+from dct_platform.models.mixins import Audited, Timestamped, Versioned, period_constraints
 from dct_platform.timeutil import UTCDateTime
 
 if TYPE_CHECKING:
@@ -104,16 +104,7 @@ class SiteInvestigatorPeriod(Audited, db.Model):
 
     __tablename__ = "site_investigator_periods"
     # One principal investigator at a time, as for patient ownership (migration 0004).
-    __table_args__ = (
-        Index(
-            "uq_site_investigator_periods_open",
-            "site_id",
-            unique=True,
-            sqlite_where=text("valid_to IS NULL"),
-            postgresql_where=text("valid_to IS NULL"),
-        ),
-        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
-    )
+    __table_args__ = period_constraints("site_investigator_periods", "site_id")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
