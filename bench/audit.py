@@ -23,61 +23,39 @@ import multiprocessing
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
-from foundation import free_port, fresh_database
+from foundation import free_port, fresh_database, measure
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_CLIENTS = 2
 sys.path.insert(0, str(ROOT))
 
 
-def drive(
-    base: str, headers: dict[str, str], ids: list[int], clients: int, seconds: float
-) -> tuple[float, float, int, float]:
-    """Each client PATCHes its own patient as fast as it can: req/s, p99, errors, p50."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
+def patch_own_patient(
+    base: str, headers: dict[str, str], ids: list[int]
+) -> Callable[[requests.Session, int, int], bool]:
+    """Each client changes a patient of its own; right when that patient answered."""
 
-    def worker(index: int) -> None:
-        nonlocal errors
-        http = requests.Session()
+    def call(http: requests.Session, index: int, n: int) -> bool:
         patient = ids[index % len(ids)]
-        mine, bad, n = [], 0, 0
-        while time.monotonic() < stop_at:
-            start = time.perf_counter()
-            r = http.patch(
-                f"{base}/api/v1/patients/{patient}",
-                headers=headers,
-                json={"preferred_language": ("de", "en")[n % 2]},
-                timeout=30,
-            )
-            mine.append(time.perf_counter() - start)
-            bad += 0 if r.status_code == 200 and r.json()["id"] == patient else 1
-            n += 1
-        with lock:
-            latencies.extend(mine)
-            errors += bad
+        r = http.patch(
+            f"{base}/api/v1/patients/{patient}",
+            headers=headers,
+            json={"preferred_language": ("de", "en")[n % 2]},
+            timeout=30,
+        )
+        return r.status_code == 200 and r.json()["id"] == patient
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    latencies.sort()
-    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
-    return len(latencies) / seconds, p99, errors, statistics.median(latencies) * 1000
+    return call
 
 
 def hold_one_transaction(
@@ -236,27 +214,29 @@ def main() -> None:
             ).json()
         ]
         print(f"gunicorn {workers} workers, PostgreSQL, {args.seconds:.0f} s per run")
+        others = patch_own_patient(base, headers, ids[1:])
         rates = {}
         for clients in (1, 4, 16):
-            rate, p99, errors, p50 = drive(base, headers, ids[1:], clients, args.seconds)
-            rates[clients] = rate
+            f = measure(args.seconds, clients, others)
+            rates[clients] = f.rate
             print(
-                f"audited PATCH, {clients:2d} clients       {rate:8.1f} req/s   "
-                f"p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   errors {errors}"
+                f"audited PATCH, {clients:2d} clients       {f.rate:8.1f} req/s   "
+                f"p50 {f.p50_ms:6.1f} ms   p99 {f.p99_ms:6.1f} ms   errors {f.errors}"
             )
         # Few clients, so that the figure shows waiting on the held change, not CPU load.
-        _, free_p99, _, _ = drive(base, headers, ids[1:], HELD_CLIENTS, 1.5)
+        free = measure(1.5, HELD_CLIENTS, others)
         flushed = multiprocessing.Event()
         holder = multiprocessing.Process(
             target=hold_one_transaction, args=(url, instance, ids[0], 2.0, flushed)
         )
         holder.start()
         flushed.wait(60)  # the change is written and its transaction open
-        _, held_p99, errors, _ = drive(base, headers, ids[1:], HELD_CLIENTS, 1.5)
+        held = measure(1.5, HELD_CLIENTS, others)
         holder.join()
+        held_p99 = held.p99_ms
         print(
-            f"{HELD_CLIENTS} clients on other patients: p99 {free_p99:6.1f} ms, and "
-            f"{held_p99:6.1f} ms while one audited change is held open 2 s   errors {errors}"
+            f"{HELD_CLIENTS} clients on other patients: p99 {free.p99_ms:6.1f} ms, and "
+            f"{held_p99:6.1f} ms while one audited change is held open 2 s   errors {held.errors}"
         )
     finally:
         server.send_signal(signal.SIGTERM)

@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -50,9 +51,19 @@ def fresh_database(server_url: str, name: str) -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
-def drive(
-    label: str, seconds: float, clients: int, call: Callable[[requests.Session, int, int], bool]
-) -> None:
+@dataclass(frozen=True)
+class Figures:
+    rate: float  # requests/s
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def measure(
+    seconds: float, clients: int, call: Callable[[requests.Session, int, int], bool]
+) -> Figures:
+    """`clients` threads each call `call(session, client_index, n)` for `seconds`; a call
+    returns whether the answer was right (status and who answered)."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -80,11 +91,21 @@ def drive(
     for t in threads:
         t.join()
     latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    return Figures(
+        len(latencies) / seconds,
+        statistics.median(latencies) * 1000,
+        latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        errors,
+    )
+
+
+def drive(
+    label: str, seconds: float, clients: int, call: Callable[[requests.Session, int, int], bool]
+) -> None:
+    f = measure(seconds, clients, call)
     print(
-        f"{label:38} {len(latencies) / seconds:8.1f} req/s   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms"
-        f"   errors {errors}"
+        f"{label:38} {f.rate:8.1f} req/s   p50 {f.p50_ms:6.1f} ms   p99 {f.p99_ms:6.1f} ms"
+        f"   errors {f.errors}"
     )
 
 
