@@ -31,6 +31,7 @@ from tests.support.database import (
     fresh_sqlite_copy,
     is_postgres,
 )
+from tests.support.live_server import LiveServer
 from tests.support.loopback_http import LoopbackHTTPServer
 from tests.support.smtp import LoopbackSMTPServer
 from tests.support.world import World, build_world
@@ -114,6 +115,13 @@ def world(app: Flask, clock: TestClock) -> World:
             db.session.expunge(obj)
         db.session.remove()
     return w
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The app served over real HTTP on loopback by a threaded server."""
+    with LiveServer(app) as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
@@ -40,12 +39,6 @@ def artifact_path(node: pytest.Item, suffix: str = "") -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / f"{name}{'-' + suffix if suffix else ''}.png"
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

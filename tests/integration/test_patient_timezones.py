@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -29,6 +26,7 @@ from dct_platform.models import (
 from dct_platform.services import ownership
 from dct_platform.services import patients as service
 from tests.support.clients import login, submit, token_for
+from tests.support.concurrency import all_at_once
 from tests.support.live_server import LiveServer
 from tests.support.world import World
 
@@ -278,23 +276,6 @@ def test_transfer_through_the_page_asks_about_the_zone(
         assert [(z, u) for z, _, u in _periods(kenji)] == [(TOKYO, None)]
 
 
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as live:
-        yield live
-
-
-def _all_at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Response]:
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], requests.Response]) -> requests.Response:
-        barrier.wait(timeout=30)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
 ZONES = [
     "America/New_York",
     "Asia/Tokyo",
@@ -308,19 +289,19 @@ ZONES = [
 
 
 def test_concurrent_zone_changes_leave_one_open_period(
-    app: Flask, world: World, server: LiveServer
+    app: Flask, world: World, live_server: LiveServer
 ) -> None:
     token = requests.post(
-        f"{server.url}/api/v1/auth/token",
+        f"{live_server.url}/api/v1/auth/token",
         json={"username": "coord_berlin", "password": world.password},
         timeout=30,
     ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     anna = world.patients["anna"].id
-    answers = _all_at_once(
+    answers = all_at_once(
         [
             lambda zone=zone: requests.patch(
-                f"{server.url}/api/v1/patients/{anna}",
+                f"{live_server.url}/api/v1/patients/{anna}",
                 headers=headers,
                 json={"timezone": zone},
                 timeout=60,

@@ -7,9 +7,6 @@ HTTP by a threaded server, on PostgreSQL and on SQLite.
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,38 +31,21 @@ from dct_platform.models import (
 from dct_platform.models.users import Role
 from dct_platform.services import accounts, trials
 from tests.support.clients import login, submit, token_for
+from tests.support.concurrency import all_at_once
 from tests.support.live_server import LiveServer
 from tests.support.world import World
 
 THREADS = 20
 
 
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as live:
-        yield live
-
-
-def _token(server: LiveServer, username: str, password: str) -> dict[str, str]:
+def _token(live_server: LiveServer, username: str, password: str) -> dict[str, str]:
     response = requests.post(
-        f"{server.url}/api/v1/auth/token",
+        f"{live_server.url}/api/v1/auth/token",
         json={"username": username, "password": password},
         timeout=30,
     )
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def _all_at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Response]:
-    """Start every call at the same instant (a barrier), return the answers in call order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], requests.Response]) -> requests.Response:
-        barrier.wait(timeout=30)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def _coordinator_of_both_sites(app: Flask, world: World) -> str:
@@ -91,15 +71,15 @@ def _values(entries: list[AuditEntry]) -> list[tuple[str | None, str | None]]:
 
 
 def test_concurrent_transfers_leave_one_unbroken_ownership_history(
-    app: Flask, world: World, server: LiveServer
+    app: Flask, world: World, live_server: LiveServer
 ) -> None:
-    headers = _token(server, _coordinator_of_both_sites(app, world), world.password)
+    headers = _token(live_server, _coordinator_of_both_sites(app, world), world.password)
     anna = world.patients["anna"].id
     targets = [world.tokyo.id if i % 2 == 0 else world.berlin.id for i in range(THREADS)]
-    answers = _all_at_once(
+    answers = all_at_once(
         [
             lambda site=site: requests.post(
-                f"{server.url}/api/v1/patients/{anna}/transfer",
+                f"{live_server.url}/api/v1/patients/{anna}/transfer",
                 headers=headers,
                 json={"to_site_id": site, "reason": f"to site {site}"},
                 timeout=60,
@@ -152,15 +132,15 @@ def test_concurrent_transfers_leave_one_unbroken_ownership_history(
 
 
 def test_concurrent_status_changes_lose_no_update(
-    app: Flask, world: World, server: LiveServer
+    app: Flask, world: World, live_server: LiveServer
 ) -> None:
-    headers = _token(server, "coord_berlin", world.password)
+    headers = _token(live_server, "coord_berlin", world.password)
     anna = world.patients["anna"].id
     statuses = ["withdrawn", "completed", "enrolled", "screening"]
-    answers = _all_at_once(
+    answers = all_at_once(
         [
             lambda i=i: requests.patch(
-                f"{server.url}/api/v1/patients/{anna}",
+                f"{live_server.url}/api/v1/patients/{anna}",
                 headers=headers,
                 json={"status": statuses[i % len(statuses)], "reason": f"change {i}"},
                 timeout=60,
@@ -199,10 +179,10 @@ def test_concurrent_status_changes_lose_no_update(
 
 
 def test_if_match_refuses_a_change_from_an_outdated_copy(
-    app: Flask, world: World, server: LiveServer
+    app: Flask, world: World, live_server: LiveServer
 ) -> None:
-    headers = _token(server, "coord_berlin", world.password)
-    url = f"{server.url}/api/v1/patients/{world.patients['anna'].id}"
+    headers = _token(live_server, "coord_berlin", world.password)
+    url = f"{live_server.url}/api/v1/patients/{world.patients['anna'].id}"
     read = requests.get(url, headers=headers, timeout=10)
     etag = read.headers["ETag"]
 
@@ -234,9 +214,9 @@ def test_if_match_refuses_a_change_from_an_outdated_copy(
     assert fresh.status_code == 200 and fresh.json()["status"] == "completed"
 
 
-def test_identity_etag_and_if_match(app: Flask, world: World, server: LiveServer) -> None:
-    headers = _token(server, "coord_berlin", world.password)
-    url = f"{server.url}/api/v1/patients/{world.patients['anna'].id}/identity"
+def test_identity_etag_and_if_match(app: Flask, world: World, live_server: LiveServer) -> None:
+    headers = _token(live_server, "coord_berlin", world.password)
+    url = f"{live_server.url}/api/v1/patients/{world.patients['anna'].id}/identity"
     etag = requests.get(url, headers=headers, timeout=10).headers["ETag"]
     ok = requests.patch(
         url,
