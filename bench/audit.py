@@ -66,7 +66,7 @@ def hold_one_transaction(
     from dct_platform import create_app
     from dct_platform.extensions import db
     from dct_platform.models import Patient, User
-    from dct_platform.models.users import Role
+    from dct_platform.roles import Role
     from dct_platform.services import patients as service
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"}, str(instance))

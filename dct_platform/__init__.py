@@ -36,6 +36,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     from dct_platform import auth, i18n, input_guard, jobs, navigation
     from dct_platform.api import init_app as init_api
+    from dct_platform.api.schemas import document_roles
     from dct_platform.web import init_app as init_web
 
     init_request_transactions(app)
@@ -50,6 +51,8 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     for package in app.config["FEATURE_PACKAGES"]:
         # Loaded by name so that the core never imports a feature package.
         importlib.import_module(package).init_app(app)
+    # Packages have declared their roles by now; the OpenAPI document lists them all.
+    document_roles(app.extensions["dct_openapi"].spec.components.schemas)
 
     if proxies := app.config["TRUSTED_PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]

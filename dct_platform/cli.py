@@ -10,8 +10,6 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
-from dct_platform.models.users import Role
-
 dct_group = AppGroup("dct", help="DCT platform administration.")
 db_group = AppGroup("db", help="Database schema migrations.")
 audit_group = AppGroup("audit", help="The audit trail.")
@@ -113,9 +111,23 @@ def audit_export_checkpoints() -> None:
         click.echo(f"warning: {problem.problem}", err=True)
 
 
+@dct_group.command("roles")
+def roles_command() -> None:
+    """List the roles an account can have: the core's and the loaded packages'."""
+    from dct_platform.roles import roles
+
+    for spec in roles():
+        click.echo(f"{spec.name}\t{spec.label}\t{spec.assignment.value}")
+
+
 @dct_group.command("create-user")
 @click.option("--username", required=True)
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option(
+    "--role",
+    required=True,
+    help="A declared role: patient, nurse, site_staff, investigator, supply_manager, "
+    "trial_manager, admin, or one a feature package declares (see `dct roles`).",
+)
 @click.option("--display-name", required=True)
 @click.option("--email", default=None)
 @click.option("--timezone", default="UTC")
@@ -158,7 +170,7 @@ def create_user_command(
             utcnow(),
             username=username,
             password=password,
-            role=Role(role),
+            role=role,
             display_name=display_name,
             email=email,
             timezone=timezone,
@@ -173,7 +185,7 @@ def create_user_command(
         raise click.ClickException(
             f"{exc.message} {json.dumps(details, default=str)}" if details else exc.message
         ) from exc
-    click.echo(f"created {user.role.value} {user.username} (id {user.id})")
+    click.echo(f"created {user.role} {user.username} (id {user.id})")
 
 
 @dct_group.command("seed-demo")

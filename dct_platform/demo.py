@@ -21,7 +21,7 @@ from dct_platform.extensions import db
 from dct_platform.models import Patient, Site, Sponsor, Trial, User
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.security import verify_password
 from dct_platform.services import accounts, trials
 from dct_platform.services import patients as patient_service
@@ -130,7 +130,7 @@ class _Seeder:
             )
         elif not verify_password(user.password_hash, password):
             accounts.set_password(self.session, None, self.now, user, password, system=SYSTEM)
-        self.logins.append(Login(role.value, username, password, site_label))
+        self.logins.append(Login(str(role), username, password, site_label))
         return user
 
     def structure(self) -> tuple[Trial, list[Site]]:

@@ -9,28 +9,16 @@ from __future__ import annotations
 
 from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, get_locale
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
 from dct_platform.extensions import db
 from dct_platform.models import Patient
-from dct_platform.models.users import Role
+from dct_platform.roles import Role, role_label
 
 # Languages with a complete catalogue in dct_platform/translations.
 SUPPORTED_LANGUAGES = {"en": "English", "de": "Deutsch", "ja": "日本語"}
 DEFAULT_LANGUAGE = "en"
-
-# Role names are shown in the header; listed here so that extraction finds them.
-ROLE_NAMES = {
-    Role.PATIENT: _l("Patient"),
-    Role.NURSE: _l("Mobile nurse"),
-    Role.SITE_STAFF: _l("Site staff"),
-    Role.INVESTIGATOR: _l("Investigator"),
-    Role.SUPPLY_MANAGER: _l("Supply manager"),
-    Role.TRIAL_MANAGER: _l("Trial manager"),
-    Role.ADMIN: _l("Administrator"),
-}
 
 
 def patient_language(user_id: int) -> str | None:
@@ -44,7 +32,7 @@ def select_locale() -> str:
         return g.dct_locale
     locale = DEFAULT_LANGUAGE
     if current_user and current_user.is_authenticated:
-        if current_user.role is Role.PATIENT:
+        if current_user.role == Role.PATIENT:
             preferred = (patient_language(current_user.id) or "").split("-")[0]
             locale = preferred if preferred in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
     else:
@@ -55,5 +43,5 @@ def select_locale() -> str:
 
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals["role_name"] = lambda role: ROLE_NAMES.get(role, str(role))
+    app.jinja_env.globals["role_name"] = role_label
     app.jinja_env.globals["get_locale"] = get_locale

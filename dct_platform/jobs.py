@@ -14,7 +14,7 @@ from dct_platform.audit import verify_chain
 from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.mail import MailSettings, OutgoingMail
 from dct_platform.models import JobRun, User
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.scheduler import register_job, worker_name
 from dct_platform.services.accounts import purge_stale_auth_records
 from dct_platform.services.web_sessions import purge_web_sessions

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from flask import Flask, url_for
 from flask_login import current_user
 
-from dct_platform.models.users import Role
-
 
 @dataclass(frozen=True)
 class NavItem:
@@ -18,24 +16,24 @@ class NavItem:
 
 
 def add_nav_item(
-    app: Flask, roles: tuple[Role, ...] | list[Role], label: str, endpoint: str, order: int = 50
+    app: Flask, roles: tuple[str, ...] | list[str], label: str, endpoint: str, order: int = 50
 ) -> None:
-    nav: dict[Role, list[NavItem]] = app.extensions.setdefault("dct_nav", {})
+    nav: dict[str, list[NavItem]] = app.extensions.setdefault("dct_nav", {})
     for role in roles:
-        nav.setdefault(role, []).append(NavItem(label, endpoint, order))
-        nav[role].sort(key=lambda item: item.order)
+        nav.setdefault(str(role), []).append(NavItem(label, endpoint, order))
+        nav[str(role)].sort(key=lambda item: item.order)
 
 
-def set_home(app: Flask, role: Role, endpoint: str) -> None:
+def set_home(app: Flask, role: str, endpoint: str) -> None:
     """The page a role lands on after signing in; a feature package may take over a role's home."""
-    app.extensions.setdefault("dct_home", {})[role] = endpoint
+    app.extensions.setdefault("dct_home", {})[str(role)] = endpoint
 
 
-def home_endpoint(app: Flask, role: Role) -> str:
+def home_endpoint(app: Flask, role: str) -> str:
     return app.extensions.get("dct_home", {}).get(role, "web.generic_home")
 
 
-def nav_for(app: Flask, role: Role) -> list[NavItem]:
+def nav_for(app: Flask, role: str) -> list[NavItem]:
     return list(app.extensions.get("dct_nav", {}).get(role, []))
 
 

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session, object_session
 
 from dct_platform.errors import Forbidden, NotFound
 from dct_platform.models import Patient, PatientIdentity, RemoteActivity, Site, Trial, User
-from dct_platform.models.users import SITE_ROLES, TRIAL_ROLES, Role
+from dct_platform.models.users import SITE_ROLES, TRIAL_ROLES
+from dct_platform.roles import Role
 from dct_platform.timeutil import utcnow
 
 M = TypeVar("M")
@@ -163,7 +164,7 @@ def can(
     return any(fn(ctx, obj) for fn in fns)
 
 
-def can_role(actor: User | None, *roles: Role) -> bool:
+def can_role(actor: User | None, *roles: str) -> bool:
     return actor is not None and actor.is_enabled and actor.role in roles
 
 
@@ -183,7 +184,7 @@ def authorize(actor: User | None, action: str, obj: Any, *, now: datetime | None
         raise Forbidden(f"You are not allowed to {action_label(action)} this record.")
 
 
-def require_role(actor: User | None, *roles: Role) -> None:
+def require_role(actor: User | None, *roles: str) -> None:
     if not can_role(actor, *roles):
         raise Forbidden("Your role does not give access to this.")
 
@@ -260,7 +261,7 @@ def _owns_patient_site(ctx: PolicyContext, patient: Patient) -> bool:
 
 
 def _is_the_patient(ctx: PolicyContext, patient: Patient) -> bool:
-    return ctx.actor.role is Role.PATIENT and patient.user_id == ctx.actor.id
+    return ctx.actor.role == Role.PATIENT and patient.user_id == ctx.actor.id
 
 
 @rule(Patient, Action.VIEW)
@@ -292,7 +293,7 @@ def _enroll_at_my_site(ctx: PolicyContext, site: Site) -> bool:
 @rule(Site, Action.VIEW)
 def _view_site(ctx: PolicyContext, site: Site) -> bool:
     return (
-        ctx.actor.role is Role.ADMIN
+        ctx.actor.role == Role.ADMIN
         or (ctx.actor.role in SITE_ROLES and site.id in ctx.actor.site_ids)
         or (ctx.actor.role in TRIAL_ROLES and site.trial_id in ctx.actor.trial_ids)
     )
@@ -305,7 +306,7 @@ def _all_users(ctx: PolicyContext) -> ColumnElement[bool]:
 
 @rule(User, Action.MANAGE_USERS)
 def _admin_manages_users(ctx: PolicyContext, _user: User) -> bool:
-    return ctx.actor.role is Role.ADMIN
+    return ctx.actor.role == Role.ADMIN
 
 
 # --- remote activities: attributed to the site responsible when they happened -----------

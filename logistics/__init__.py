@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from dct_platform.models.users import Role
 from dct_platform.navigation import add_nav_item, set_home
+from dct_platform.roles import Role
 
 
 def init_app(app: Flask) -> None:

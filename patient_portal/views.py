@@ -10,7 +10,7 @@ from dct_platform import policy
 from dct_platform.errors import DomainError, NotFound, StaleRecord, expect_version
 from dct_platform.extensions import db
 from dct_platform.models import Patient
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.services import patients as service
 from dct_platform.timeutil import utcnow
 from dct_platform.web.form_errors import show_domain_error

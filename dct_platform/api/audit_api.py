@@ -14,7 +14,7 @@ from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.auth import api_actor
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 
 blp = Blueprint("audit_api", __name__, url_prefix="/api/v1/audit", description="The audit trail")
 

@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, missing, validate
 from dct_platform.input_guard import MAX_ID
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
-from dct_platform.models.users import Role
+from dct_platform.roles import is_role, role_names
 
 ID_RANGE_MESSAGE = f"Must be a whole number from 1 to {MAX_ID}."
 # More ids than anyone works on; also keeps `IN (...)` under the databases' parameter limits.
@@ -50,6 +50,32 @@ class IdList(fields.List):
         super().__init__(Id(), validate=validate.Length(max=MAX_IDS_PER_LIST), **kwargs)
 
 
+class RoleName(fields.String):
+    """A declared role's name (dct_platform/roles.py), checked when the request arrives:
+    feature packages declare roles after this module is imported. The OpenAPI document
+    lists the declared roles (`document_roles`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={ROLE_MARKER: True}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        name = super()._deserialize(value, attr, data, **kwargs)
+        if not is_role(name):
+            raise ValidationError(f"Must be one of: {', '.join(role_names())}.")
+        return name
+
+
+ROLE_MARKER = "x-dct-role"
+
+
+def document_roles(components: dict[str, Any]) -> None:
+    """Fill in the role names in the OpenAPI schemas once every package has declared its."""
+    for component in components.values():
+        for prop in component.get("properties", {}).values():
+            if prop.pop(ROLE_MARKER, False):
+                prop["enum"] = role_names()
+
+
 # Output times: aware, in UTC. Input times must use `InputDateTime`, which refuses values
 # without an offset instead of guessing their zone.
 UtcDateTime = fields.AwareDateTime
@@ -74,7 +100,8 @@ class UserSchema(Schema):
     id = fields.Integer(dump_only=True)
     username = fields.String()
     display_name = fields.String()
-    role = fields.Enum(Role, by_value=True)
+    role = RoleName()
+    role_label = fields.String(dump_only=True)
     timezone = fields.String()
     email = fields.String(allow_none=True)
     is_enabled = fields.Boolean()
@@ -92,7 +119,7 @@ class UserCreateSchema(Schema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=80))
     password = fields.String(required=True, load_only=True)
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    role = fields.Enum(Role, by_value=True, required=True)
+    role = RoleName(required=True)
     email = fields.Email(load_default=None, allow_none=True, validate=EMAIL_LENGTH)
     timezone = fields.String(load_default="UTC")
     site_ids = IdList(load_default=list)

@@ -12,7 +12,7 @@ from dct_platform.auth import api_actor
 from dct_platform.errors import ValidationFailed
 from dct_platform.extensions import db
 from dct_platform.models import Site, Trial, User
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.services.accounts import create_user, set_access
 from dct_platform.timeutil import utcnow
 

@@ -23,7 +23,6 @@ from dct_platform.models.trials import (
 from dct_platform.models.users import (
     ApiToken,
     LoginThrottle,
-    Role,
     SiteMembership,
     TrialAccess,
     User,
@@ -48,7 +47,6 @@ __all__ = [
     "PatientStatus",
     "PatientTimezonePeriod",
     "RemoteActivity",
-    "Role",
     "Site",
     "SiteInvestigatorPeriod",
     "SiteMembership",

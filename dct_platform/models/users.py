@@ -1,43 +1,20 @@
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from dct_platform.extensions import db
 from dct_platform.models.mixins import Audited, Timestamped, Versioned
-from dct_platform.models.trials import Site, Trial, enum_column
+from dct_platform.models.trials import Site, Trial
+from dct_platform.roles import MAX_NAME_LENGTH, Role, is_role, role_label
 from dct_platform.timeutil import UTCDateTime
 
-
-class Role(enum.StrEnum):
-    PATIENT = "patient"
-    NURSE = "nurse"
-    SITE_STAFF = "site_staff"
-    INVESTIGATOR = "investigator"
-    SUPPLY_MANAGER = "supply_manager"
-    TRIAL_MANAGER = "trial_manager"
-    ADMIN = "admin"
-
-    @property
-    def label(self) -> str:
-        return ROLE_LABELS[self]
-
-
-ROLE_LABELS = {
-    Role.PATIENT: "Patient",
-    Role.NURSE: "Mobile nurse",
-    Role.SITE_STAFF: "Site staff",
-    Role.INVESTIGATOR: "Investigator",
-    Role.SUPPLY_MANAGER: "Supply manager",
-    Role.TRIAL_MANAGER: "Trial manager",
-    Role.ADMIN: "Administrator",
-}
-
+# The core's roles that its own scopes and rules grant sites or trials to. A package's role
+# gets its rights from the scopes and rules its package registers.
 SITE_ROLES = frozenset({Role.SITE_STAFF, Role.INVESTIGATOR})
 TRIAL_ROLES = frozenset({Role.SUPPLY_MANAGER, Role.TRIAL_MANAGER})
 
@@ -66,7 +43,9 @@ class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
     username: Mapped[str] = mapped_column(String(80), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
     display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(enum_column(Role, "user_role"))
+    # A declared role's name (dct_platform/roles.py): the registry, not a database enum,
+    # knows the roles, so that a feature package can add its own.
+    role: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
     password_hash: Mapped[str] = mapped_column(String(255))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     is_enabled: Mapped[bool] = mapped_column(default=True)
@@ -83,6 +62,16 @@ class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
     trial_access: Mapped[list[TrialAccess]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
+
+    @validates("role")
+    def _known_role(self, _key: str, role: str) -> str:
+        if not is_role(role):
+            raise ValueError(f"unknown role {role!r}")
+        return str(role)
+
+    @property
+    def role_label(self) -> str:
+        return role_label(self.role)
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses disabled accounts through this

@@ -33,7 +33,8 @@ from dct_platform.models import (
     TrialAccess,
     User,
 )
-from dct_platform.models.users import SITE_ROLES, TRIAL_ROLES, Role
+from dct_platform.models.users import SITE_ROLES
+from dct_platform.roles import Assignment, Role, assigned_to, is_role, role_label, role_names
 from dct_platform.security import (
     hash_password,
     needs_rehash,
@@ -80,7 +81,7 @@ def create_user(
     *,
     username: str,
     password: str,
-    role: Role,
+    role: str,
     display_name: str,
     email: str | None = None,
     timezone: str = "UTC",
@@ -89,6 +90,10 @@ def create_user(
     system: str | None = None,
     must_change_password: bool = False,
 ) -> User:
+    if not is_role(role):
+        raise ValidationFailed(
+            f"Unknown role {role!r}.", {"fields": {"role": [f"one of {', '.join(role_names())}"]}}
+        )
     if system is None:
         _check_may_create(actor, role)
     username = username.strip().lower()
@@ -102,10 +107,7 @@ def create_user(
     if not is_valid_timezone(timezone):
         errors["timezone"] = [f"Unknown time zone {timezone!r}."]
     sites, trials = list(sites), list(trials)
-    if sites and role not in SITE_ROLES:
-        errors["sites"] = ["Only site staff and investigators belong to sites."]
-    if trials and role not in TRIAL_ROLES:
-        errors["trials"] = ["Only trial and supply managers are given whole trials."]
+    errors.update(_assignment_problems(role, sites, trials, "site_ids", "trial_ids"))
     if errors:
         raise ValidationFailed("The account could not be created; see details.", {"fields": errors})
     with audit.acting(session, actor, now, system=system):
@@ -164,10 +166,27 @@ def _replace_password(
     _end_sessions(session, user, now)
 
 
-def _check_may_create(actor: User | None, role: Role) -> None:
+def _assignment_problems(
+    role: str, sites: list[Site], trials: list[Trial], sites_field: str, trials_field: str
+) -> dict[str, list[str]]:
+    """Sites go to roles that work at sites, trials to roles that work across trials."""
+    problems: dict[str, list[str]] = {}
+    assignment = assigned_to(role)
+    if sites and assignment is not Assignment.SITES:
+        problems[sites_field] = [
+            f"Accounts with the role {role_label(role)} do not belong to sites."
+        ]
+    if trials and assignment is not Assignment.TRIALS:
+        problems[trials_field] = [
+            f"Accounts with the role {role_label(role)} are not given whole trials."
+        ]
+    return problems
+
+
+def _check_may_create(actor: User | None, role: str) -> None:
     # Administrators manage accounts; site staff open portal accounts for patients they enrol.
     allowed = actor is not None and (
-        actor.role is Role.ADMIN or (actor.role in SITE_ROLES and role is Role.PATIENT)
+        actor.role == Role.ADMIN or (actor.role in SITE_ROLES and role == Role.PATIENT)
     )
     if allowed and actor.is_enabled:  # type: ignore[union-attr]
         return
@@ -240,10 +259,7 @@ def set_access(
     errors: dict[str, list[str]] = {}
     if not reason.strip():
         errors["reason"] = ["required"]
-    if sites and user.role not in SITE_ROLES:
-        errors["site_ids"] = ["Only site staff and investigators belong to sites."]
-    if trials and user.role not in TRIAL_ROLES:
-        errors["trial_ids"] = ["Only trial and supply managers are given whole trials."]
+    errors.update(_assignment_problems(user.role, sites, trials, "site_ids", "trial_ids"))
     if errors:
         raise ValidationFailed("Access was not changed; see details.", {"fields": errors})
     wanted_sites = {s.id for s in sites}

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from dct_platform import policy
 from dct_platform.models import Patient, Site, User
 from dct_platform.models.patients import PatientStatus
-from dct_platform.models.users import Role
 from dct_platform.policy import Action
+from dct_platform.roles import Role
 from dct_platform.services import accounts
 from dct_platform.services.patients import IdentityInput, enroll_patient
 

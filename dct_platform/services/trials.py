@@ -13,7 +13,7 @@ from dct_platform.errors import Conflict, ValidationFailed
 from dct_platform.locking import lock_for_update
 from dct_platform.models import Site, SiteInvestigatorPeriod, SiteMembership, Sponsor, Trial, User
 from dct_platform.models.trials import TrialPhase, TrialStatus
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.services.periods import close_open_period
 from dct_platform.timeutil import is_valid_timezone
 
@@ -132,7 +132,7 @@ def appoint_principal_investigator(
     nothing. Concurrent appointments queue on the site's row.
     """
     _require_admin(actor, system)
-    if investigator.role is not Role.INVESTIGATOR:
+    if investigator.role != Role.INVESTIGATOR:
         raise ValidationFailed(
             "Only a user with the investigator role can be principal investigator.",
             {"fields": {"investigator_id": ["not an investigator"]}},

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from dct_platform.models.users import Role
 from dct_platform.navigation import add_nav_item, set_home
+from dct_platform.roles import Role
 from dct_platform.timeutil import format_local
 
 bp = Blueprint("web", __name__)

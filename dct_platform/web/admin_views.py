@@ -6,14 +6,14 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from dct_platform import policy
+from dct_platform import policy, roles
 from dct_platform.audit import masked_for_oversight, verify_chain
 from dct_platform.audit_anchor import CheckpointStore
 from dct_platform.errors import DomainError, ValidationFailed
 from dct_platform.extensions import db
 from dct_platform.jobs import AUDIT_INTACT, AUDIT_JOB
 from dct_platform.models import AuditEntry, JobRun, MailOutbox, OutboxStatus, Site, Trial, User
-from dct_platform.models.users import SITE_ROLES, TRIAL_ROLES, Role
+from dct_platform.roles import Role
 from dct_platform.services import accounts
 from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
@@ -104,7 +104,7 @@ def _site_and_trial_choices(form: UserForm | AccessForm) -> None:
 
 
 def _user_form_choices(form: UserForm) -> None:
-    form.role.choices = [SelectChoice(r.value, r.label) for r in Role]
+    form.role.choices = [SelectChoice(r.name, str(r.label)) for r in roles.roles()]
     _site_and_trial_choices(form)
 
 
@@ -127,7 +127,7 @@ def admin_new_user() -> Response | tuple[str, int]:
                 utcnow(),
                 username=form.username.data or "",
                 password=password,
-                role=Role(form.role.data),
+                role=form.role.data or "",
                 display_name=form.display_name.data or "",
                 email=form.email.data or None,
                 timezone=form.timezone.data or "UTC",
@@ -183,8 +183,7 @@ def _render_user(
         # Its own prefix: two reason fields on one page need distinct ids.
         reset=reset or ReasonForm(formdata=None, prefix="reset"),
         access=access or _access_form(user, formdata=False),
-        site_roles=SITE_ROLES,
-        trial_roles=TRIAL_ROLES,
+        assignment=roles.assigned_to(user.role).value,
     )
 
 

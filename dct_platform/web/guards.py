@@ -7,12 +7,11 @@ from typing import Any, TypeVar
 from flask_login import current_user, login_required
 
 from dct_platform import policy
-from dct_platform.models.users import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def roles_required(*roles: Role) -> Callable[[F], F]:
+def roles_required(*roles: str) -> Callable[[F], F]:
     """Signed in, and one of `roles`; another role gets 403 (never a hidden link only)."""
 
     def decorate(view: F) -> F:

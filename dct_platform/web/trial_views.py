@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from dct_platform import policy
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site, Trial
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.web import bp
 from dct_platform.web.guards import roles_required
 

@@ -23,9 +23,12 @@ from dct_platform.config import DEFAULT_FEATURE_PACKAGES
 from dct_platform.extensions import db
 from dct_platform.migrate import current_heads, script_heads, upgrade
 from dct_platform.models import AuditEntry, EventDelivery, Patient, RemoteActivity, User
-from tests.example_package.policy import SEE_ADDRESS
+from dct_platform.services import accounts
+from dct_platform.timeutil import utcnow
+from tests.example_package.policy import COORDINATOR, SEE_ADDRESS
 from tests.example_package.services import book_visit
-from tests.support.world import build_world
+from tests.support.clients import login, token_for
+from tests.support.world import PASSWORD, build_world
 
 
 def main(database_url: str, instance: Path) -> dict[str, Any]:
@@ -111,8 +114,58 @@ def main(database_url: str, instance: Path) -> dict[str, Any]:
             policy.authorize(nurse, SEE_ADDRESS, anna, now=now)
         except Exception as exc:
             found["forbidden_message"] = str(exc)
+        found.update(_the_package_role(app, world))
         db.engine.dispose()
     return found
+
+
+def _the_package_role(app: Any, world: Any) -> dict[str, Any]:
+    """An administrator gives an account the package's role; it lands on the package's page."""
+    berlin_id = world.berlin.id
+    db.session.close()  # requests get sessions of their own; SQLite has one writer
+    client = app.test_client()
+    admin = token_for(client, "admin", PASSWORD)
+    openapi = client.get("/api/v1/openapi.json").get_json()
+    role_property = openapi["components"]["schemas"]["UserCreate"]["properties"]["role"]
+    body = {
+        "username": "coordinator",
+        "password": "a long temporary passphrase",
+        "display_name": "Cora Coordinator",
+    }
+    unknown = client.post("/api/v1/users", headers=admin, json={**body, "role": "example.nobody"})
+    created = client.post("/api/v1/users", headers=admin, json={**body, "role": COORDINATOR})
+    with_sites = client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={**body, "username": "c2", "role": COORDINATOR, "site_ids": [berlin_id]},
+    )
+    user = db.session.scalar(select(User).where(User.username == "coordinator"))
+    # The first sign-in's password change, done by the owner as the page would.
+    accounts.change_own_password(
+        db.session, user, utcnow(), "a long temporary passphrase", "the coordinator's own"
+    )
+    db.session.commit()
+    db.session.close()
+    pages = app.test_client()
+    signed_in = login(pages, "coordinator", "the coordinator's own")
+    home = pages.get(signed_in.headers["Location"], follow_redirects=True)
+    staff_page = pages.get("/site")
+    user = db.session.scalar(select(User).where(User.username == "coordinator"))
+    return {
+        "role_documented": COORDINATOR in role_property.get("enum", []),
+        "unknown_role": (unknown.status_code, unknown.get_json()["details"]["fields"]["role"]),
+        "created": (created.status_code, created.get_json()["role"]),
+        "role_label": created.get_json()["role_label"],
+        "sites_refused": with_sites.get_json()["details"]["fields"].get("site_ids"),
+        "coordinator_sees": sorted(
+            p.subject_number
+            for p in db.session.scalars(select(Patient).where(policy.visible(user, Patient)))
+        ),
+        "home": (home.request.path, home.status_code),
+        "home_shows": "Home visits" in home.get_data(as_text=True)
+        and "B1-anna" in home.get_data(as_text=True),
+        "staff_page": staff_page.status_code,
+    }
 
 
 if __name__ == "__main__":

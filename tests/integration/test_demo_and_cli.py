@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from dct_platform.demo import logins_path, seed_and_report
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry, Patient, Site, User
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from tests.support.database import schema_and_data
 from tests.support.world import World
 
@@ -111,6 +111,14 @@ def test_create_user_command(app: Flask) -> None:
         ]
     )
     assert weak.exit_code != 0 and "at least 10 characters" in weak.output
+    unknown = runner.invoke(
+        args=["dct", "create-user", "--username", "y", "--role", "pilot", "--display-name", "Y",
+              "--password", "a long pilot passphrase"]  # fmt: skip
+    )
+    assert unknown.exit_code != 0 and "Unknown role 'pilot'" in unknown.output
+    listed = runner.invoke(args=["dct", "roles"])
+    assert listed.exit_code == 0
+    assert "site_staff\tSite staff\tsites" in listed.output.splitlines()
     with app.app_context():
         entry = db.session.scalar(
             select(AuditEntry).where(AuditEntry.field == "username", AuditEntry.new_value == "ops")

@@ -1,7 +1,7 @@
 """A feature package extends the platform without editing `dct_platform/`.
 
 `tests/example_package` adds a table with its own migration branch, an action, a scope and
-a rule that needs the session and the time, an event with an after-commit receiver, and a
+a rule that needs the session and the time, a role with its own page, an event with an after-commit receiver, and a
 remote-activity type. It runs in its own process, so that its
 tables and rules stay out of every other test's platform.
 """
@@ -52,3 +52,17 @@ def test_a_package_extends_the_platform_without_editing_the_core(tmp_path: Path)
     assert found["forbidden_message"] == (
         "You are not allowed to see the home address of this record."
     )
+    # Its own role: documented in the OpenAPI document, given by an administrator, with
+    # the package's scope, home page and navigation; an undeclared role is refused.
+    assert found["role_documented"]
+    assert found["unknown_role"][0] == 422
+    assert "example.visit_coordinator" in found["unknown_role"][1][0]
+    assert found["created"] == [201, "example.visit_coordinator"]
+    assert found["role_label"] == "Home-visit coordinator"
+    assert found["sites_refused"] == [
+        "Accounts with the role Home-visit coordinator do not belong to sites."
+    ]
+    assert found["coordinator_sees"] == ["B1-anna"]
+    assert found["home"] == ["/example/visits", 200]
+    assert found["home_shows"]
+    assert found["staff_page"] == 403

@@ -52,7 +52,7 @@ def test_investigator_at_the_time_follows_pi_changes(app: Flask, world: World) -
         s = db.session
         site = s.get(Site, world.berlin.id)
         admin = s.get(User, world.users["admin"].id)
-        from dct_platform.models.users import Role
+        from dct_platform.roles import Role
         from dct_platform.services import accounts
 
         new_pi = accounts.create_user(

@@ -28,7 +28,7 @@ from dct_platform.models import (
     SiteInvestigatorPeriod,
     User,
 )
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.services import accounts, trials
 from tests.support.clients import login, submit, token_for
 from tests.support.concurrency import all_at_once

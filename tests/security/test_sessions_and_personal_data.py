@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site, User
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.services import accounts
 from dct_platform.services import patients as patient_service
 from tests.support.clients import csrf_token, login, token_for

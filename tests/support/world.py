@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from dct_platform.models import Patient, Site, Trial, User
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
-from dct_platform.models.users import Role
+from dct_platform.roles import Role
 from dct_platform.services import accounts, trials
 from dct_platform.services import patients as patient_service
 
