@@ -75,13 +75,14 @@ def acting(
     now: datetime,
     reason: str | None = None,
     *,
+    what: str,
     system: str | None = None,
-    what: str | None = None,
 ) -> Iterator[AuditContext]:
     """Attribute every audited change flushed inside the block to `actor` (or a system job).
 
-    `what` says what was done, as the trail's reader should read it ("Transfer patient");
-    without it the action is described by the records it changed.
+    `what` says what was done, naming the record as its readers know it ("Transfer
+    patient B1-001 to site B2"): the trail shows one line per action with it. Never
+    personal data: administrators read every action.
     """
     if actor is None and not system:
         raise ValueError("an audited change needs an actor or a named system process")

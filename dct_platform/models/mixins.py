@@ -23,9 +23,17 @@ class Audited:
     changes are recorded but never their values (secrets such as password hashes).
     `__personal_data__` marks directly identifying data: its values are in the trail, but
     shown only to those who may see the record itself.
+
+    How people read the trail (`dct_platform/audit_reading.py`): `__audit_noun__` names a
+    record of the table ("Patient", "Site assignment of"), `audit_names` gives each record
+    the name its readers know it by (a subject number, not an id), `__audit_hidden__`
+    columns stay in the evidence but not in the readable lines, and a column's
+    `info={"label": ...}` is its label where its name does not read well.
     """
 
     __audit_exclude__: frozenset[str] = frozenset({"created_at", "updated_at", "version"})
+    __audit_noun__: str = ""
+    __audit_hidden__: frozenset[str] = frozenset({"id"})
     __audit_redact__: frozenset[str] = frozenset()
     __personal_data__: bool = False
     # Fields that are personal data in some of the table's records (`personal_records`).
@@ -35,6 +43,16 @@ class Audited:
     def personal_records(cls, session: Any, record_ids: set[str]) -> set[str]:
         """Which of these records hold personal data in `__personal_fields__`."""
         return set()
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        """What people call these records (by primary key); unnamed ones show their id."""
+        return {}
+
+
+def names_by_id(session: Any, statement: Any) -> dict[int, str]:
+    """`audit_names` from a SELECT of (id, name) rows."""
+    return {row[0]: str(row[1]) for row in session.execute(statement)}
 
 
 class Versioned:

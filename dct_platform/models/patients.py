@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped, Versioned, period_constraints
+from dct_platform.models.mixins import (
+    Audited,
+    Timestamped,
+    Versioned,
+    names_by_id,
+    period_constraints,
+)
 from dct_platform.models.trials import Site, Trial, enum_column
 from dct_platform.timeutil import UTCDateTime
 
@@ -25,6 +32,11 @@ class Patient(Audited, Versioned, Timestamped, db.Model):
 
     __tablename__ = "patients"
     __table_args__ = (UniqueConstraint("trial_id", "subject_number"),)
+    __audit_noun__ = "Patient"
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(session, select(cls.id, cls.subject_number).where(cls.id.in_(ids)))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
@@ -33,10 +45,14 @@ class Patient(Audited, Versioned, Timestamped, db.Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     enrolling_site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     status: Mapped[PatientStatus] = mapped_column(enum_column(PatientStatus, "patient_status"))
-    timezone: Mapped[str] = mapped_column(String(64))
-    preferred_language: Mapped[str] = mapped_column(String(16), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), info={"label": "Time zone"})
+    preferred_language: Mapped[str] = mapped_column(
+        String(16), default="en", info={"label": "Language"}
+    )
     baseline_date: Mapped[date | None] = mapped_column(Date())
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), unique=True, info={"label": "Portal account"}
+    )
 
     trial: Mapped[Trial] = relationship()
     site: Mapped[Site] = relationship(foreign_keys=[site_id])
@@ -55,6 +71,12 @@ class PatientIdentity(Audited, Versioned, Timestamped, db.Model):
 
     __tablename__ = "patient_identities"
     __personal_data__ = True
+    __audit_noun__ = "Personal data of"
+    __audit_hidden__ = frozenset({"patient_id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return Patient.audit_names(session, ids)
 
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
     given_name: Mapped[str] = mapped_column(String(100))
@@ -62,8 +84,10 @@ class PatientIdentity(Audited, Versioned, Timestamped, db.Model):
     date_of_birth: Mapped[date | None] = mapped_column(Date())
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(40))
-    address_line1: Mapped[str | None] = mapped_column(String(200))
-    address_line2: Mapped[str | None] = mapped_column(String(200))
+    address_line1: Mapped[str | None] = mapped_column(String(200), info={"label": "Address"})
+    address_line2: Mapped[str | None] = mapped_column(
+        String(200), info={"label": "Address (second line)"}
+    )
     postal_code: Mapped[str | None] = mapped_column(String(20))
     city: Mapped[str | None] = mapped_column(String(100))
     region: Mapped[str | None] = mapped_column(String(100))
@@ -85,6 +109,17 @@ class PatientSiteAssignment(Audited, db.Model):
 
     __tablename__ = "patient_site_assignments"
     __table_args__ = period_constraints("patient_site_assignments", "patient_id")
+    __audit_noun__ = "Site assignment of"
+    __audit_hidden__ = frozenset({"id", "patient_id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, Patient.subject_number)
+            .join(Patient, Patient.id == cls.patient_id)
+            .where(cls.id.in_(ids)),
+        )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -110,10 +145,21 @@ class PatientTimezonePeriod(Audited, db.Model):
 
     __tablename__ = "patient_timezone_periods"
     __table_args__ = period_constraints("patient_timezone_periods", "patient_id")
+    __audit_noun__ = "Time zone of"
+    __audit_hidden__ = frozenset({"id", "patient_id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, Patient.subject_number)
+            .join(Patient, Patient.id == cls.patient_id)
+            .where(cls.id.in_(ids)),
+        )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    timezone: Mapped[str] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64), info={"label": "Time zone"})
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reason: Mapped[str | None] = mapped_column(String(500))

@@ -2,13 +2,19 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped, Versioned, period_constraints
+from dct_platform.models.mixins import (
+    Audited,
+    Timestamped,
+    Versioned,
+    names_by_id,
+    period_constraints,
+)
 from dct_platform.timeutil import UTCDateTime
 
 if TYPE_CHECKING:
@@ -46,6 +52,11 @@ class TrialStatus(enum.StrEnum):
 
 class Sponsor(Audited, Timestamped, db.Model):
     __tablename__ = "sponsors"
+    __audit_noun__ = "Sponsor"
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(session, select(cls.id, cls.name).where(cls.id.in_(ids)))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -58,6 +69,11 @@ class Sponsor(Audited, Timestamped, db.Model):
 
 class Trial(Audited, Versioned, Timestamped, db.Model):
     __tablename__ = "trials"
+    __audit_noun__ = "Trial"
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(session, select(cls.id, cls.protocol_number).where(cls.id.in_(ids)))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sponsor_id: Mapped[int] = mapped_column(ForeignKey("sponsors.id"), index=True)
@@ -76,13 +92,18 @@ class Trial(Audited, Versioned, Timestamped, db.Model):
 class Site(Audited, Versioned, Timestamped, db.Model):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("trial_id", "site_number"),)
+    __audit_noun__ = "Site"
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(session, select(cls.id, cls.site_number).where(cls.id.in_(ids)))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
     site_number: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2))
-    timezone: Mapped[str] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64), info={"label": "Time zone"})
     # How patients reach their site: shown on every patient's home page.
     phone: Mapped[str | None] = mapped_column(String(40))
     email: Mapped[str | None] = mapped_column(String(254))
@@ -105,6 +126,17 @@ class SiteInvestigatorPeriod(Audited, db.Model):
     __tablename__ = "site_investigator_periods"
     # One principal investigator at a time, as for patient ownership (migration 0004).
     __table_args__ = period_constraints("site_investigator_periods", "site_id")
+    __audit_noun__ = "Principal investigator of site"
+    __audit_hidden__ = frozenset({"id", "site_id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, Site.site_number)
+            .join(Site, Site.id == cls.site_id)
+            .where(cls.id.in_(ids)),
+        )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)

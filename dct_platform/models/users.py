@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from dct_platform.extensions import db
-from dct_platform.models.mixins import Audited, Timestamped, Versioned
+from dct_platform.models.mixins import Audited, Timestamped, Versioned, names_by_id
 from dct_platform.models.trials import Site, Trial
 from dct_platform.roles import MAX_NAME_LENGTH, Role, is_role, role_label
 from dct_platform.timeutil import UTCDateTime
@@ -22,6 +22,14 @@ TRIAL_ROLES = frozenset({Role.SUPPLY_MANAGER, Role.TRIAL_MANAGER})
 class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
     __tablename__ = "users"
     __audit_redact__ = frozenset({"password_hash"})
+    __audit_noun__ = "Account"
+    # Bumped to end sessions; the reason and the action's summary say why.
+    __audit_hidden__ = frozenset({"id", "session_version"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(session, select(cls.id, cls.username).where(cls.id.in_(ids)))
+
     # A patient's portal account carries their real name and e-mail: personal data, shown
     # only where the patient's identity is. Usernames of patients are derived from the
     # pseudonymous subject number; staff accounts are professional contact data.
@@ -45,10 +53,10 @@ class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
     display_name: Mapped[str] = mapped_column(String(200))
     # A declared role's name (dct_platform/roles.py): the registry, not a database enum,
     # knows the roles, so that a feature package can add its own.
-    role: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
-    password_hash: Mapped[str] = mapped_column(String(255))
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    is_enabled: Mapped[bool] = mapped_column(default=True)
+    role: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), info={"show": role_label})
+    password_hash: Mapped[str] = mapped_column(String(255), info={"label": "Password"})
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", info={"label": "Time zone"})
+    is_enabled: Mapped[bool] = mapped_column(default=True, info={"label": "Enabled"})
     # Bumped on password change or disable so existing sessions stop working.
     session_version: Mapped[int] = mapped_column(default=1)
     # Set for passwords someone else chose (a new portal account, a reset): the owner must
@@ -97,6 +105,18 @@ class SiteMembership(Audited, db.Model):
 
     __tablename__ = "site_memberships"
     __table_args__ = (UniqueConstraint("user_id", "site_id"),)
+    __audit_noun__ = "Site membership:"
+    __audit_hidden__ = frozenset({"id", "user_id", "site_id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, User.username + " at site " + Site.site_number)
+            .join(User, User.id == cls.user_id)
+            .join(Site, Site.id == cls.site_id)
+            .where(cls.id.in_(ids)),
+        )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -114,6 +134,18 @@ class TrialAccess(Audited, db.Model):
 
     __tablename__ = "trial_access"
     __table_args__ = (UniqueConstraint("user_id", "trial_id"),)
+    __audit_noun__ = "Trial access:"
+    __audit_hidden__ = frozenset({"id", "user_id", "trial_id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, User.username + " on " + Trial.protocol_number)
+            .join(User, User.id == cls.user_id)
+            .join(Trial, Trial.id == cls.trial_id)
+            .where(cls.id.in_(ids)),
+        )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

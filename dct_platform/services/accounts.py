@@ -110,7 +110,8 @@ def create_user(
     errors.update(_assignment_problems(role, sites, trials, "site_ids", "trial_ids"))
     if errors:
         raise ValidationFailed("The account could not be created; see details.", {"fields": errors})
-    with audit.acting(session, actor, now, system=system):
+    what = f"Create account {username} ({role_label(role)})"
+    with audit.acting(session, actor, now, system=system, what=what):
         user = User(
             username=username,
             password_hash=hash_password(password),
@@ -144,7 +145,7 @@ def set_password(
         raise ValidationFailed(
             "The password is not acceptable.", {"fields": {"password": problems}}
         )
-    with audit.acting(session, actor, now, system=system):
+    with audit.acting(session, actor, now, system=system, what=f"Set password of {user.username}"):
         _replace_password(session, user, now, password, must_change=user.must_change_password)
 
 
@@ -211,7 +212,7 @@ def change_own_password(
         errors["new_password"] = [_l("Choose a password different from the current one.")]
     if errors:
         raise ValidationFailed("The password was not changed; see details.", {"fields": errors})
-    with audit.acting(session, user, now, "password changed by its owner"):
+    with audit.acting(session, user, now, what=f"{user.username} changed their password"):
         _replace_password(session, user, now, new, must_change=False)
 
 
@@ -222,7 +223,7 @@ def reset_password(session: Session, actor: User, now: datetime, user: User, rea
             "Say why the password is reset.", {"fields": {"reason": ["required"]}}
         )
     password = temporary_password()
-    with audit.acting(session, actor, now, reason):
+    with audit.acting(session, actor, now, reason, what=f"Reset password of {user.username}"):
         _replace_password(session, user, now, password, must_change=True)
     return password
 
@@ -235,7 +236,8 @@ def set_enabled(
         raise ValidationFailed("Say why.", {"fields": {"reason": ["required"]}})
     if user.id == actor.id and not enabled:
         raise Conflict("You cannot disable your own account.")
-    with audit.acting(session, actor, now, reason):
+    what = f"{'Enable' if enabled else 'Disable'} account {user.username}"
+    with audit.acting(session, actor, now, reason, what=what):
         user.is_enabled = enabled
         _end_sessions(session, user, now)
 
@@ -274,7 +276,8 @@ def set_access(
             "appoint another investigator there first."
         )
     wanted_trials = {t.id for t in trials}
-    with audit.acting(session, actor, now, reason):
+    what = f"Change the {'sites' if sites else 'trials'} of {user.username}"
+    with audit.acting(session, actor, now, reason, what=what):
         for membership in list(user.site_memberships):
             if membership.site_id not in wanted_sites:
                 session.delete(membership)
@@ -505,7 +508,13 @@ def authenticate(
     )
     if needs_rehash(user.password_hash):
         # A new hash of the same password is still a change of a credential: on the trail.
-        with audit.acting(session, user, now, "password re-hashed with current parameters"):
+        with audit.acting(
+            session,
+            user,
+            now,
+            "password re-hashed with current parameters",
+            what=f"{user.username} signed in",
+        ):
             user.password_hash = hash_password(password)
     return user
 

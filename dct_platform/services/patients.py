@@ -100,7 +100,7 @@ def enroll_patient(
             f"Subject {subject_number} already exists in this trial.",
             {"fields": {"subject_number": ["already used in this trial"]}},
         )
-    with audit.acting(session, actor, now, system=system):
+    with audit.acting(session, actor, now, system=system, what=f"Enrol patient {subject_number}"):
         patient = Patient(
             trial_id=site.trial_id,
             subject_number=subject_number,
@@ -172,6 +172,19 @@ def _apply(obj: Any, changes: dict[str, Any], now: datetime) -> bool:
     return changed
 
 
+_CHANGED = {
+    "status": "status",
+    "baseline_date": "baseline date",
+    "timezone": "time zone",
+    "preferred_language": "language",
+}
+
+
+def _update_summary(patient: Patient, changes: dict[str, Any]) -> str:
+    what = ", ".join(_CHANGED[k] for k in _CHANGED if k in changes)
+    return f"Change {what} of patient {patient.subject_number}"
+
+
 def update_patient(
     session: Session,
     actor: User,
@@ -205,7 +218,7 @@ def update_patient(
         seen = patient.version
         lock_for_update(session, patient)
         expect_version(patient, seen)
-    with audit.acting(session, actor, now, reason):
+    with audit.acting(session, actor, now, reason, what=_update_summary(patient, changes)):
         if moves:
             _move_timezone(session, patient, new_zone, now, reason)
         _apply(patient, changes, now)
@@ -255,7 +268,8 @@ def save_identity(
             "Say why the personal data is being corrected.",
             {"fields": {"reason": ["required for a correction"]}},
         )
-    with audit.acting(session, actor, now, reason):
+    what = f"{'Correct' if identity else 'Record'} personal data of {patient.subject_number}"
+    with audit.acting(session, actor, now, reason, what=what):
         if identity is None:
             identity = PatientIdentity(
                 patient_id=patient.id, created_at=now, updated_at=now, **data.__dict__
@@ -295,7 +309,8 @@ def change_identity(
         raise ValidationFailed(
             "The personal data was not changed; see details.", {"fields": errors}
         )
-    with audit.acting(session, actor, now, reason):
+    what = f"Correct personal data of {patient.subject_number}"
+    with audit.acting(session, actor, now, reason, what=what):
         _apply(identity, changes, now)
     return identity
 
@@ -331,7 +346,8 @@ def transfer_patient(
     if not to_site.is_active:
         raise Conflict(f"Site {to_site.site_number} is not active.")
     from_site_id = patient.site_id
-    with audit.acting(session, actor, now, reason):
+    what = f"Transfer patient {patient.subject_number} to site {to_site.site_number}"
+    with audit.acting(session, actor, now, reason, what=what):
         close_open_period(
             session,
             PatientSiteAssignment,

@@ -37,7 +37,7 @@ def create_sponsor(
     session: Session, actor: User | None, now: datetime, name: str, *, system: str | None = None
 ) -> Sponsor:
     _require_admin(actor, system)
-    with audit.acting(session, actor, now, system=system):
+    with audit.acting(session, actor, now, system=system, what=f"Create sponsor {name}"):
         sponsor = Sponsor(name=name, created_at=now, updated_at=now)
         session.add(sponsor)
     return sponsor
@@ -58,7 +58,8 @@ def create_trial(
     _require_admin(actor, system)
     if session.scalar(select(Trial.id).where(Trial.protocol_number == protocol_number)):
         raise Conflict(f"A trial with protocol number {protocol_number} exists.")
-    with audit.acting(session, actor, now, system=system):
+    what = f"Create trial {protocol_number}"
+    with audit.acting(session, actor, now, system=system, what=what):
         trial = Trial(
             sponsor_id=sponsor.id,
             protocol_number=protocol_number,
@@ -100,7 +101,8 @@ def create_site(
         select(Site.id).where(Site.trial_id == trial.id, Site.site_number == site_number)
     ):
         raise Conflict(f"Site {site_number} already exists in {trial.protocol_number}.")
-    with audit.acting(session, actor, now, system=system):
+    what = f"Create site {site_number} in {trial.protocol_number}"
+    with audit.acting(session, actor, now, system=system, what=what):
         site = Site(
             trial_id=trial.id,
             site_number=site_number,
@@ -144,7 +146,8 @@ def appoint_principal_investigator(
     lock_for_update(session, site)
     if site.principal_investigator_id == investigator.id:
         return
-    with audit.acting(session, actor, now, reason, system=system):
+    what = f"Appoint {investigator.username} principal investigator of site {site.site_number}"
+    with audit.acting(session, actor, now, reason, system=system, what=what):
         close_open_period(
             session,
             SiteInvestigatorPeriod,

@@ -3,10 +3,12 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
+from dct_platform.audit_reading import ReadableAction, actions_csv, read_actions
 from dct_platform.errors import DomainError, NotFound, expect_version
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site
@@ -63,8 +65,36 @@ def _render_patient(
         transfer_form=transfer_form,
         history=history,
         sites=sites,
-        trail=service.record_history(db.session, current_user, patient),
+        trail_actions=_history(patient),
     ), status
+
+
+def _history(patient: Patient) -> list[ReadableAction]:
+    entries = service.record_history(db.session, current_user, patient)
+    return read_actions(db.session, entries, current_user.timezone)
+
+
+@bp.get("/site/patients/<int:patient_id>/history.csv")
+@roles_required(*SITE_ROLES)
+def site_patient_history_csv(patient_id: int) -> Response:
+    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    response = Response(actions_csv(_history(patient), current_user.timezone), mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="history-{secure_filename(patient.subject_number)}.csv"'
+    )
+    return response
+
+
+@bp.get("/site/patients/<int:patient_id>/history/print")
+@roles_required(*SITE_ROLES)
+def site_patient_history_print(patient_id: int) -> str:
+    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    return render_template(
+        "site/history_print.html",
+        patient=patient,
+        actions=_history(patient),
+        printed_at=utcnow(),
+    )
 
 
 def _transfer_choices(form: TransferForm, patient: Patient) -> None:

@@ -112,8 +112,18 @@ def test_create_user_command(app: Flask) -> None:
     )
     assert weak.exit_code != 0 and "at least 10 characters" in weak.output
     unknown = runner.invoke(
-        args=["dct", "create-user", "--username", "y", "--role", "pilot", "--display-name", "Y",
-              "--password", "a long pilot passphrase"]  # fmt: skip
+        args=[
+            "dct",
+            "create-user",
+            "--username",
+            "y",
+            "--role",
+            "pilot",
+            "--display-name",
+            "Y",
+            "--password",
+            "a long pilot passphrase",
+        ]
     )
     assert unknown.exit_code != 0 and "Unknown role 'pilot'" in unknown.output
     listed = runner.invoke(args=["dct", "roles"])

@@ -136,7 +136,10 @@ def test_foreign_keys_hold_on_every_database(app: Flask, world: World) -> None:
 
     with app.app_context():
         actor = db.session.get(User, world.users["admin"].id)
-        with pytest.raises(IntegrityError), audit.acting(db.session, actor, datetime.now(UTC)):
+        with (
+            pytest.raises(IntegrityError),
+            audit.acting(db.session, actor, datetime.now(UTC), what="Test change"),
+        ):
             db.session.add(
                 PatientSiteAssignment(
                     patient_id=world.patients["anna"].id,

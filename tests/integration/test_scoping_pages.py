@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from dct_platform.extensions import db
 from dct_platform.models import Patient, PatientIdentity
 from tests.support.clients import csrf_token, duplicate_ids, login, submit
+from tests.support.trail_html import shown_actions
 from tests.support.world import World
 
 HOMES = {
@@ -115,13 +116,22 @@ def test_identity_correction_without_reason_shows_inline_error(
     assert fixed.status_code == 302
     with app.app_context():
         assert db.session.get(PatientIdentity, anna).given_name == "Annie"
-    history = client.get(page).get_data(as_text=True)
-    row = history[history.index('data-testid="change-history"') :]
-    assert (
-        "update patient identities: given name" in row
-        and "Typo at enrolment" in row
-        and "coord_berlin" in row
-    )
+    # The page's change history reads as the site reads it: the action, who and why,
+    # and the field that changed with its old and new value (the site may see them).
+    correction = shown_actions(client.get(page).get_data(as_text=True))[0]
+    assert correction.summary == "Correct personal data of B1-anna"
+    assert correction.reason == "Typo at enrolment" and "coord_berlin" in correction.meta
+    [record] = correction.records
+    assert record.description == "Personal data of B1-anna (changed)"
+    assert record.fields["Given name"] == "Anna → Annie"
+    csv_text = client.get(f"{page}/history.csv").get_data(as_text=True)
+    assert "Correct personal data of B1-anna" in csv_text and "Annie" in csv_text
+    printed = client.get(f"{page}/history/print").get_data(as_text=True)
+    assert "Change history of patient B1-anna" in printed
+    assert shown_actions(printed)[0].summary == "Correct personal data of B1-anna"
+    other = app.test_client()
+    login(other, "coord_tokyo", world.password)
+    assert other.get(f"{page}/history.csv").status_code == 404
 
 
 def test_transfer_through_the_page(app: Flask, client: FlaskClient, world: World) -> None:

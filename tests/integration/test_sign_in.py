@@ -101,7 +101,9 @@ def test_disabled_account_cannot_sign_in(app: Flask, client: FlaskClient, world:
 
         user = db.session.get(User, world.users["coord_berlin"].id)
         admin = db.session.get(User, world.users["admin"].id)
-        with audit.acting(db.session, admin, datetime.now(UTC), "left the study team"):
+        with audit.acting(
+            db.session, admin, datetime.now(UTC), "left the study team", what="Disable account"
+        ):
             user.is_enabled = False
         db.session.commit()
     assert login(client, "coord_berlin", world.password).status_code == 401

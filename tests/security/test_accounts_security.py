@@ -117,7 +117,9 @@ def test_a_token_of_an_account_that_must_change_its_password_is_refused(
     with app.app_context():
         admin = db.session.get(User, world.users["admin"].id)
         nurse = db.session.get(User, world.users["nurse"].id)
-        with audit.acting(db.session, admin, datetime.now(UTC), "password seen on a screen"):
+        with audit.acting(
+            db.session, admin, datetime.now(UTC), "password seen on a screen", what="Reset"
+        ):
             nurse.must_change_password = True
         db.session.commit()
     refused = client.get("/api/v1/me", headers=headers)
@@ -237,7 +239,9 @@ def test_password_rules_speak_the_patients_language(
     with app.app_context():
         admin = db.session.get(User, world.users["admin"].id)
         patient = db.session.get(Patient, world.patients["anna"].id)
-        with audit.acting(db.session, admin, datetime.now(UTC), "asked for German"):
+        with audit.acting(
+            db.session, admin, datetime.now(UTC), "asked for German", what="Change language"
+        ):
             patient.preferred_language = "de"
         db.session.commit()
     login(client, "anna", world.password)

@@ -279,10 +279,16 @@ def test_the_database_refuses_overlapping_ownership(app: Flask, world: World) ->
     anna = world.patients["anna"].id
     with app.app_context():
         s = db.session
-        with pytest.raises(IntegrityError), audit.acting(s, None, now, system="test"):
+        with (
+            pytest.raises(IntegrityError),
+            audit.acting(s, None, now, system="test", what="Test change"),
+        ):
             s.add(PatientSiteAssignment(patient_id=anna, site_id=world.tokyo.id, valid_from=now))
         s.rollback()
-        with pytest.raises(IntegrityError), audit.acting(s, None, now, system="test"):
+        with (
+            pytest.raises(IntegrityError),
+            audit.acting(s, None, now, system="test", what="Test change"),
+        ):
             s.add(
                 PatientSiteAssignment(
                     patient_id=anna,
@@ -312,7 +318,7 @@ def test_postgres_refuses_overlapping_closed_periods(app: Flask, world: World) -
         # Enrolled 20 days ago and still open: a closed period inside it overlaps.
         with (
             pytest.raises(IntegrityError, match="no_overlap"),
-            audit.acting(s, None, now, system="test"),
+            audit.acting(s, None, now, system="test", what="Test change"),
         ):
             s.add(overlapping)
         s.rollback()
