@@ -12,6 +12,7 @@ from dct_platform.auth import api_actor
 from dct_platform.errors import ValidationFailed
 from dct_platform.extensions import db
 from dct_platform.models import Site, Trial, User
+from dct_platform.models.users import with_access
 from dct_platform.roles import Role
 from dct_platform.services.accounts import create_user, set_access
 from dct_platform.timeutil import utcnow
@@ -46,8 +47,11 @@ class Users(MethodView):
         policy.require_role(actor, Role.ADMIN)
         return list(
             db.session.scalars(
-                select(User).where(policy.visible(actor, User)).order_by(User.username)
-            )
+                select(User)
+                .where(policy.visible(actor, User))
+                .order_by(User.username)
+                .options(*with_access())
+            ).unique()
         )
 
     @blp.arguments(UserCreateSchema)

@@ -82,7 +82,8 @@ class Trial(Audited, Versioned, Timestamped, db.Model):
     phase: Mapped[TrialPhase] = mapped_column(enum_column(TrialPhase, "trial_phase"))
     status: Mapped[TrialStatus] = mapped_column(enum_column(TrialStatus, "trial_status"))
 
-    sponsor: Mapped[Sponsor] = relationship(back_populates="trials")
+    # Every trial shown names its sponsor: loaded with the trial, not one query per trial.
+    sponsor: Mapped[Sponsor] = relationship(back_populates="trials", lazy="joined")
     sites: Mapped[list[Site]] = relationship(back_populates="trial", order_by="Site.site_number")
 
     def __repr__(self) -> str:

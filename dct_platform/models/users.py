@@ -5,7 +5,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, validates
 
 from dct_platform.extensions import db
 from dct_platform.models.mixins import Audited, Timestamped, Versioned, names_by_id
@@ -197,3 +197,9 @@ class LoginThrottle(db.Model):
 
     def __repr__(self) -> str:
         return f"<LoginThrottle {self.kind} {self.key} {self.failures}>"
+
+
+def with_access() -> tuple[Any, ...]:
+    """Load options that bring accounts with their sites and trials in the same query: the
+    policy asks about them on every request, so the caller costs one statement."""
+    return (joinedload(User.site_memberships), joinedload(User.trial_access))

@@ -33,7 +33,7 @@ from dct_platform.models import (
     TrialAccess,
     User,
 )
-from dct_platform.models.users import SITE_ROLES
+from dct_platform.models.users import SITE_ROLES, with_access
 from dct_platform.roles import Assignment, Role, assigned_to, is_role, role_label, role_names
 from dct_platform.security import (
     hash_password,
@@ -551,12 +551,21 @@ def issue_token(
 
 
 def resolve_token(session: Session, token: str, now: datetime) -> User | None:
-    record = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
-    if record is None or record.revoked_at is not None or record.expires_at <= now:
-        return None
-    if not record.user.is_enabled:
-        return None
-    return record.user
+    return (
+        session.scalars(
+            select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(
+                ApiToken.token_hash == token_digest(token),
+                ApiToken.revoked_at.is_(None),
+                ApiToken.expires_at > now,
+                User.is_enabled,
+            )
+            .options(*with_access())
+        )
+        .unique()
+        .one_or_none()
+    )
 
 
 def revoke_token(session: Session, token: str, now: datetime) -> bool:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from dct_platform import audit, events, policy
 from dct_platform.errors import Conflict, NotFound, ValidationFailed, expect_version
@@ -402,6 +402,7 @@ def site_history(session: Session, patient: Patient) -> list[PatientSiteAssignme
             select(PatientSiteAssignment)
             .where(PatientSiteAssignment.patient_id == patient.id)
             .order_by(PatientSiteAssignment.valid_from)
+            .options(joinedload(PatientSiteAssignment.site))
         )
     )
 

@@ -8,6 +8,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from dct_platform.models import User, WebSession
+from dct_platform.models.users import with_access
 from dct_platform.security import new_token, token_digest
 
 
@@ -33,14 +34,19 @@ def session_user(session: Session, user_id: int, sid: str | None) -> User | None
     """The account of a cookie's session, if that session is still open on the server."""
     if not sid:
         return None
-    return session.scalar(
-        select(User)
-        .join(WebSession, WebSession.user_id == User.id)
-        .where(
-            User.id == user_id,
-            WebSession.sid_hash == token_digest(sid),
-            WebSession.ended_at.is_(None),
+    return (
+        session.scalars(
+            select(User)
+            .join(WebSession, WebSession.user_id == User.id)
+            .where(
+                User.id == user_id,
+                WebSession.sid_hash == token_digest(sid),
+                WebSession.ended_at.is_(None),
+            )
+            .options(*with_access())
         )
+        .unique()
+        .one_or_none()
     )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import render_template
 from flask_login import current_user
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from dct_platform import policy
 from dct_platform.extensions import db
@@ -21,6 +22,7 @@ def trial_home() -> str:
             select(Site)
             .where(policy.visible(current_user, Site))
             .order_by(Site.trial_id, Site.site_number)
+            .options(joinedload(Site.principal_investigator))
         )
     )
     counts: dict[tuple[int, str], int] = {}
