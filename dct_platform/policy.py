@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
@@ -78,16 +79,16 @@ def declare_action(name: str, label: str) -> str:
 
 
 for _action, _label in {
-    Action.VIEW: "view",
-    Action.EDIT: "change",
-    Action.EDIT_PREFERENCES: "change the preferences of",
-    Action.VIEW_IDENTITY: "see the personal data of",
-    Action.EDIT_IDENTITY: "change the personal data of",
-    Action.TRANSFER: "transfer",
-    Action.ENROLL: "enrol patients at",
-    Action.MANAGE_USERS: "manage",
-    Action.VIEW_AUDIT: "read the audit trail of",
-    Action.READ_REASONS: "read the reasons recorded for",
+    Action.VIEW: _l("view"),
+    Action.EDIT: _l("change"),
+    Action.EDIT_PREFERENCES: _l("change the preferences of"),
+    Action.VIEW_IDENTITY: _l("see the personal data of"),
+    Action.EDIT_IDENTITY: _l("change the personal data of"),
+    Action.TRANSFER: _l("transfer"),
+    Action.ENROLL: _l("enrol patients at"),
+    Action.MANAGE_USERS: _l("manage"),
+    Action.VIEW_AUDIT: _l("read the audit trail of"),
+    Action.READ_REASONS: _l("read the reasons recorded for"),
 }.items():
     declare_action(str(_action), _label)
 
@@ -175,18 +176,20 @@ def get_visible(
     condition = visible(actor, model, session=session, now=now)
     obj = session.scalar(select(model).where(pk == ident, condition))
     if obj is None:
-        raise NotFound(f"{model.__name__} {ident} was not found")
+        raise NotFound(_l("%(record)s %(ident)s was not found", record=model.__name__, ident=ident))
     return obj
 
 
 def authorize(actor: User | None, action: str, obj: Any, *, now: datetime | None = None) -> None:
     if not can(actor, action, obj, now=now):
-        raise Forbidden(f"You are not allowed to {action_label(action)} this record.")
+        raise Forbidden(
+            _l("You are not allowed to %(action)s this record.", action=action_label(action))
+        )
 
 
 def require_role(actor: User | None, *roles: str) -> None:
     if not can_role(actor, *roles):
-        raise Forbidden("Your role does not give access to this.")
+        raise Forbidden(_l("Your role does not give access to this."))
 
 
 # --- core records -----------------------------------------------------------------------

@@ -105,6 +105,8 @@ def build_scheduler(app: Flask, *, blocking: bool) -> BaseScheduler:
             seconds=int(spec.every.total_seconds()),
             args=[app, spec.job_id],
             id=spec.job_id,
+            # APScheduler's log lines name a job by its name: the id, not "run_job".
+            name=spec.job_id,
             max_instances=1,
             coalesce=True,
             next_run_time=utcnow(),

@@ -102,6 +102,8 @@ def test_every_core_job_is_scheduled_runs_on_the_apps_clock_and_records_its_outc
     jobs = registered_jobs(app)
     scheduler = build_scheduler(app, blocking=False)
     assert {job.id for job in scheduler.get_jobs()} == set(jobs)
+    # The scheduler's own log lines ("Running job ...") name each job by its id.
+    assert {str(job).split(" (")[0] for job in scheduler.get_jobs()} == set(jobs)
     # Registration order: the checkpoint queues its mail before the outbox job sends it.
     core = [job_id for job_id in jobs if job_id.startswith("core.")]
     assert set(core) >= CORE_JOBS
