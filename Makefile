@@ -5,19 +5,31 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: demo test lint format install install-test chromium bench translations clean
+.PHONY: demo test lint format install install-test chromium bench translations clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# Exact versions with their hashes from the lock files (`make lock` refreshes them), then
+# the project itself without resolving anything again.
+$(VENV)/.installed: pyproject.toml requirements/app.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements/app.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+$(VENV)/.installed-test: pyproject.toml requirements/test.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements/test.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(VENV)/.installed $@
+
+## Re-resolve the lock files from pyproject.toml (newest versions the ranges allow)
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --generate-hashes \
+		--python-version 3.11 --upgrade -o requirements/app.lock
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra test --generate-hashes \
+		--python-version 3.11 --upgrade -c requirements/app.lock -o requirements/test.lock
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
