@@ -108,3 +108,25 @@ def format_local(value: datetime | None, tz_name: str) -> str:
         return ""
     local = to_local(value, tz_name)
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or tz_name)
+
+
+@lru_cache(maxsize=1)
+def timezones_by_region() -> dict[str, list[tuple[str, str | None]]]:
+    """Every canonical zone under its IANA region ("Europe", "America", ...; "" for UTC),
+    each with the ISO country it lies in, for lists a person picks a zone from.
+
+    The country comes from zone.tab (one per zone); zone1970.tab, which merges zones of
+    several countries, is only consulted for a zone zone.tab lacks.
+    """
+    countries: dict[str, str] = {}
+    for table in ("zone1970.tab", "zone.tab"):  # zone.tab second: its single country wins
+        text = (files("tzdata.zoneinfo") / table).read_text(encoding="utf-8")
+        for line in text.splitlines():
+            if line and line[0] != "#":
+                codes, _coordinates, name = line.split("\t")[:3]
+                countries[name] = codes.split(",")[0]
+    regions: dict[str, list[tuple[str, str | None]]] = {}
+    for name in sorted(canonical_timezones()):
+        region = name.split("/", 1)[0] if "/" in name else ""
+        regions.setdefault(region, []).append((name, countries.get(name)))
+    return regions

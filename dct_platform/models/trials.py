@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dct_platform.extensions import db
@@ -79,12 +79,24 @@ class Trial(Audited, Versioned, Timestamped, db.Model):
     sponsor_id: Mapped[int] = mapped_column(ForeignKey("sponsors.id"), index=True)
     protocol_number: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(300))
+    # The title as patients read it in their language ({"ja": "...", "de": "..."}); the
+    # portal falls back to `title` for a language without one.
+    title_translations: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'"), info={"label": "Title translations"}
+    )
     phase: Mapped[TrialPhase] = mapped_column(enum_column(TrialPhase, "trial_phase"))
     status: Mapped[TrialStatus] = mapped_column(enum_column(TrialStatus, "trial_status"))
 
     # Every trial shown names its sponsor: loaded with the trial, not one query per trial.
     sponsor: Mapped[Sponsor] = relationship(back_populates="trials", lazy="joined")
     sites: Mapped[list[Site]] = relationship(back_populates="trial", order_by="Site.site_number")
+
+    def title_in(self, language: object) -> str:
+        """The title in `language` (a code or a babel Locale; "de-AT" falls back to "de"),
+        else the default title."""
+        code = str(language or "").replace("_", "-")
+        translations = self.title_translations or {}
+        return translations.get(code) or translations.get(code.split("-")[0]) or self.title
 
     def __repr__(self) -> str:
         return f"<Trial {self.id} {self.protocol_number}>"

@@ -18,6 +18,31 @@ from dct_platform.services.periods import close_open_period
 from dct_platform.timeutil import is_valid_timezone
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# A language code as the portal's languages are named ("de", "ja", "pt-BR"); the portal
+# shows a translation to patients of that language and the default title to the others.
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+TITLE_LENGTH = 300
+
+
+def _title_translations(translations: dict[str, str] | None) -> dict[str, str]:
+    """The translations to store, blank ones dropped; refused when a code or title is bad."""
+    cleaned: dict[str, str] = {}
+    problems: list[str] = []
+    for language, title in (translations or {}).items():
+        if not isinstance(language, str) or not _LANGUAGE.match(language):
+            problems.append(f"{language!r} is not a language code such as de or ja.")
+        elif not isinstance(title, str):
+            problems.append(f"The {language} title must be text.")
+        elif len(title.strip()) > TITLE_LENGTH:
+            problems.append(f"The {language} title is longer than {TITLE_LENGTH} characters.")
+        elif title.strip():
+            cleaned[language] = title.strip()
+    if problems:
+        raise ValidationFailed(
+            "The title translations were not accepted; see details.",
+            {"fields": {"title_translations": problems}},
+        )
+    return cleaned
 
 
 def _require_admin(actor: User | None, system: str | None) -> None:
@@ -53,9 +78,11 @@ def create_trial(
     title: str,
     phase: TrialPhase,
     status: TrialStatus = TrialStatus.PLANNING,
+    title_translations: dict[str, str] | None = None,
     system: str | None = None,
 ) -> Trial:
     _require_admin(actor, system)
+    translations = _title_translations(title_translations)
     if session.scalar(select(Trial.id).where(Trial.protocol_number == protocol_number)):
         raise Conflict(f"A trial with protocol number {protocol_number} exists.")
     what = f"Create trial {protocol_number}"
@@ -64,6 +91,7 @@ def create_trial(
             sponsor_id=sponsor.id,
             protocol_number=protocol_number,
             title=title,
+            title_translations=translations,
             phase=phase,
             status=status,
             created_at=now,
@@ -71,6 +99,30 @@ def create_trial(
         )
         session.add(trial)
     return trial
+
+
+def set_title_translations(
+    session: Session,
+    actor: User | None,
+    now: datetime,
+    trial: Trial,
+    translations: dict[str, str],
+    *,
+    reason: str | None = None,
+    system: str | None = None,
+) -> None:
+    """Replace the trial's translated titles (a language left out loses its title)."""
+    _require_admin(actor, system)
+    cleaned = _title_translations(translations)
+    # No row lock: the trial's version makes a concurrent second change fail (409) instead
+    # of silently replacing the first.
+    if cleaned == (trial.title_translations or {}):
+        return
+    what = f"Translate the title of trial {trial.protocol_number}"
+    with audit.acting(session, actor, now, reason, system=system, what=what):
+        # A new dict, not an edit in place: the JSON column notices only a new value.
+        trial.title_translations = cleaned
+        trial.updated_at = now
 
 
 def create_site(
