@@ -127,6 +127,8 @@ class _Seeder:
                 trials=trials_,
                 email=f"{username}@demo.dct.invalid",
                 system=SYSTEM,
+                # The seed enrols each patient right after opening the account.
+                opened_at_enrolment=role == Role.PATIENT,
             )
         elif not verify_password(user.password_hash, password):
             accounts.set_password(self.session, None, self.now, user, password, system=SYSTEM)
@@ -193,6 +195,7 @@ class _Seeder:
                 Role.INVESTIGATOR,
                 f"Dr. {spec.given[1]} {spec.family[0]}",
                 spec.timezone,
+                sites=[site],
                 site_label=spec.number,
             )
             if site.principal_investigator_id != pi.id:

@@ -89,10 +89,18 @@ def create_user(
     trials: Iterable[Trial] = (),
     system: str | None = None,
     must_change_password: bool = False,
+    opened_at_enrolment: bool = False,
 ) -> User:
+    """Open an account. A patient's account is opened only at enrolment
+    (`opened_at_enrolment`), so that no portal account exists without a study record."""
     if not is_role(role):
         raise ValidationFailed(
             f"Unknown role {role!r}.", {"fields": {"role": [f"one of {', '.join(role_names())}"]}}
+        )
+    if role == Role.PATIENT and not opened_at_enrolment:
+        raise ValidationFailed(
+            "Patient accounts are opened at enrolment, with the study record.",
+            {"fields": {"role": ["opened at enrolment (POST /api/v1/patients)"]}},
         )
     if system is None:
         _check_may_create(actor, role)
@@ -108,6 +116,7 @@ def create_user(
         errors["timezone"] = [f"Unknown time zone {timezone!r}."]
     sites, trials = list(sites), list(trials)
     errors.update(_assignment_problems(role, sites, trials, "site_ids", "trial_ids"))
+    errors.update(_missing_assignment(role, sites, trials))
     if errors:
         raise ValidationFailed("The account could not be created; see details.", {"fields": errors})
     what = f"Create account {username} ({role_label(role)})"
@@ -182,6 +191,17 @@ def _assignment_problems(
             f"Accounts with the role {role_label(role)} are not given whole trials."
         ]
     return problems
+
+
+def _missing_assignment(role: str, sites: list[Site], trials: list[Trial]) -> dict[str, list[str]]:
+    # An account of a site role without a site, or of a trial role without a trial, could
+    # do nothing: the policy scopes it to nothing. Disable an account to end its access.
+    assignment = assigned_to(role)
+    if assignment is Assignment.SITES and not sites:
+        return {"site_ids": ["Choose at least one site."]}
+    if assignment is Assignment.TRIALS and not trials:
+        return {"trial_ids": ["Choose at least one trial."]}
+    return {}
 
 
 def _check_may_create(actor: User | None, role: str) -> None:
@@ -262,6 +282,7 @@ def set_access(
     if not reason.strip():
         errors["reason"] = ["required"]
     errors.update(_assignment_problems(user.role, sites, trials, "site_ids", "trial_ids"))
+    errors.update(_missing_assignment(user.role, sites, trials))
     if errors:
         raise ValidationFailed("Access was not changed; see details.", {"fields": errors})
     wanted_sites = {s.id for s in sites}
@@ -466,6 +487,15 @@ def _warn_owner(session: Session, user: User, now: datetime, window_start: datet
     )
 
 
+class AccountDisabled(Forbidden):
+    code = "account_disabled"
+
+    def __init__(self) -> None:
+        super().__init__(
+            str(_l("This account is disabled. Ask your site or the administrator to enable it."))
+        )
+
+
 def authenticate(
     session: Session,
     username: str,
@@ -484,13 +514,15 @@ def authenticate(
     remote_addr = (remote_addr or "unknown")[:64]
     counters, window_start = _reserve_attempt(session, username, remote_addr, now, policy)
     user = session.scalar(select(User).where(User.username == username))
-    if not verify_password(user.password_hash if user else None, password or "") or not (
-        user and user.is_enabled
-    ):
+    if not verify_password(user.password_hash if user else None, password or ""):
         per_username = counters[-1]
         if user is not None and _failures(session, per_username) >= per_username.limit:
             _warn_owner(session, user, now, window_start)
         raise Unauthorized("The username or password is not correct.")
+    assert user is not None  # a hash was verified
+    if not user.is_enabled:
+        # Said only to whoever knows the password; the attempt still counts.
+        raise AccountDisabled()
     pair, *others = counters
     t = LoginThrottle.__table__
     # The right password from this address clears its count there; elsewhere only this

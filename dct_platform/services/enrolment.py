@@ -63,6 +63,7 @@ def enrol_with_portal_account(
             email=identity.email,
             timezone=timezone,
             must_change_password=True,
+            opened_at_enrolment=True,
         )
     patient = enroll_patient(
         session,

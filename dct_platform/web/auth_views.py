@@ -11,7 +11,7 @@ from dct_platform.auth import WEB_SESSION_KEY, throttle_policy
 from dct_platform.db_session import keep_despite_error
 from dct_platform.errors import TooManyAttempts, Unauthorized
 from dct_platform.extensions import db
-from dct_platform.services.accounts import authenticate
+from dct_platform.services.accounts import AccountDisabled, authenticate
 from dct_platform.services.web_sessions import end_web_session, open_web_session
 from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
@@ -53,6 +53,9 @@ def login() -> Response | tuple[str, int, dict[str, str]]:
         except Unauthorized:
             form.form_errors.append(_("The username or password is not correct."))
             status = 401
+        except AccountDisabled as exc:
+            form.form_errors.append(exc.message)
+            status = 403
         else:
             session.clear()  # no session fixation: a fresh session for the signed-in user
             # Permanent so that PERMANENT_SESSION_LIFETIME applies: refreshed on every

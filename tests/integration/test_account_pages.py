@@ -127,7 +127,7 @@ def test_admin_creates_disables_and_resets_accounts(
     assert no_reason.status_code == 422
     disabled = submit(client, page, f"{page}/disable", {"reason": "Left the site"})
     assert disabled.status_code == 302
-    assert login(app.test_client(), "coord_tokyo", world.password).status_code == 401
+    assert login(app.test_client(), "coord_tokyo", world.password).status_code == 403
     own = f"/admin/users/{world.users['admin'].id}"
     assert submit(client, own, f"{own}/disable", {"reason": "oops"}).status_code == 422
 

@@ -95,24 +95,26 @@ def test_password_change_ends_existing_sessions(
     assert client.get("/site").status_code == 302  # back to the sign-in page
 
 
-def test_disabled_account_cannot_sign_in(app: Flask, client: FlaskClient, world: World) -> None:
+def test_a_disabled_account_is_told_so_only_after_the_right_password(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
     with app.app_context():
-        from dct_platform import audit
-
         user = db.session.get(User, world.users["coord_berlin"].id)
         admin = db.session.get(User, world.users["admin"].id)
-        with audit.acting(
-            db.session, admin, datetime.now(UTC), "left the study team", what="Disable account"
-        ):
-            user.is_enabled = False
+        accounts.set_enabled(db.session, admin, datetime.now(UTC), user, False, "left the team")
         db.session.commit()
-    assert login(client, "coord_berlin", world.password).status_code == 401
-    assert (
-        client.post(
-            "/api/v1/auth/token", json={"username": "coord_berlin", "password": world.password}
-        ).status_code
-        == 401
+    disabled = "This account is disabled. Ask your site or the administrator to enable it."
+    right = login(client, "coord_berlin", world.password)
+    assert right.status_code == 403 and disabled in right.get_data(as_text=True)
+    assert client.get("/site").status_code == 302  # not signed in
+    wrong = login(client, "coord_berlin", "not the password")
+    assert wrong.status_code == 401 and disabled not in wrong.get_data(as_text=True)
+    token = client.post(
+        "/api/v1/auth/token", json={"username": "coord_berlin", "password": world.password}
     )
+    assert token.status_code == 403
+    assert token.get_json()["code"] == "account_disabled"
+    assert token.get_json()["message"] == disabled
 
 
 def test_after_sign_in_only_local_redirects(client: FlaskClient, world: World) -> None:

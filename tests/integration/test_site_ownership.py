@@ -63,6 +63,7 @@ def test_investigator_at_the_time_follows_pi_changes(app: Flask, world: World) -
             password="another long one",
             role=Role.INVESTIGATOR,
             display_name="Dr. Two",
+            sites=[site],
         )
         changed_at = datetime.now(UTC)
         trials.appoint_principal_investigator(

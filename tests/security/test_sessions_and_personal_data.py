@@ -96,6 +96,7 @@ def test_administrators_read_no_patient_account_names_in_the_trail(
             display_name="Greta Neumann",
             email="greta.neumann@example.org",
             system="test",
+            opened_at_enrolment=True,
         )
         db.session.commit()
     admin = token_for(client, "admin", world.password)

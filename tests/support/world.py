@@ -83,7 +83,7 @@ def build_world(session: Session, now: datetime) -> World:
 
     user("coord_berlin", Role.SITE_STAFF, sites=[berlin], timezone="Europe/Berlin")
     user("coord_tokyo", Role.SITE_STAFF, sites=[tokyo], timezone="Asia/Tokyo")
-    pi = user("pi_berlin", Role.INVESTIGATOR, timezone="Europe/Berlin")
+    pi = user("pi_berlin", Role.INVESTIGATOR, sites=[berlin], timezone="Europe/Berlin")
     trials.appoint_principal_investigator(
         session, None, now - timedelta(days=30), berlin, pi, system=SYSTEM
     )
@@ -92,7 +92,7 @@ def build_world(session: Session, now: datetime) -> World:
     user("manager", Role.TRIAL_MANAGER, trials=[trial])
     user("admin", Role.ADMIN, email="admin@example.org")
     for key, site, tz in (("anna", berlin, "Europe/Berlin"), ("kenji", tokyo, "Asia/Tokyo")):
-        account = user(key, Role.PATIENT, timezone=tz)
+        account = user(key, Role.PATIENT, timezone=tz, opened_at_enrolment=True)
         world.patients[key] = patient_service.enroll_patient(
             session,
             None,
