@@ -10,6 +10,7 @@ from dct_platform.models.patients import (
     PatientIdentity,
     PatientSiteAssignment,
     PatientStatus,
+    PatientStatusChange,
     PatientTimezonePeriod,
 )
 from dct_platform.models.trials import (
@@ -45,6 +46,7 @@ __all__ = [
     "PatientIdentity",
     "PatientSiteAssignment",
     "PatientStatus",
+    "PatientStatusChange",
     "PatientTimezonePeriod",
     "RemoteActivity",
     "Site",

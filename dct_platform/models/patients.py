@@ -50,6 +50,11 @@ class Patient(Audited, Versioned, Timestamped, db.Model):
         String(16), default="en", info={"label": "Language"}
     )
     baseline_date: Mapped[date | None] = mapped_column(Date())
+    # Informed consent as signed before any study procedure: recorded at enrolment.
+    consent_date: Mapped[date | None] = mapped_column(Date())
+    consent_version: Mapped[str | None] = mapped_column(
+        String(40), info={"label": "Consent form version"}
+    )
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id"), unique=True, info={"label": "Portal account"}
     )
@@ -166,3 +171,36 @@ class PatientTimezonePeriod(Audited, db.Model):
 
     def __repr__(self) -> str:
         return f"<PatientTimezonePeriod patient={self.patient_id} {self.timezone}>"
+
+
+class PatientStatusChange(Audited, db.Model):
+    """A change of the patient's study status, with the day it took effect (which the
+    site enters; it may precede the day it was recorded) and why."""
+
+    __tablename__ = "patient_status_changes"
+    __audit_noun__ = "Status change of"
+    __audit_hidden__ = frozenset({"id", "patient_id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, Patient.subject_number)
+            .join(Patient, Patient.id == cls.patient_id)
+            .where(cls.id.in_(ids)),
+        )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    from_status: Mapped[PatientStatus] = mapped_column(
+        enum_column(PatientStatus, "patient_status_from"), info={"label": "From"}
+    )
+    to_status: Mapped[PatientStatus] = mapped_column(
+        enum_column(PatientStatus, "patient_status_to"), info={"label": "To"}
+    )
+    effective_on: Mapped[date] = mapped_column(Date(), info={"label": "Effective on"})
+    reason: Mapped[str] = mapped_column(String(500))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), info={"label": "Recorded at"})
+
+    def __repr__(self) -> str:
+        return f"<PatientStatusChange {self.patient_id} {self.from_status}->{self.to_status}>"

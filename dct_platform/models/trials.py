@@ -122,6 +122,8 @@ class Site(Audited, Versioned, Timestamped, db.Model):
     email: Mapped[str | None] = mapped_column(String(254))
     principal_investigator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # How many patients the site is to enrol; the trial overview shows progress against it.
+    enrolment_target: Mapped[int | None] = mapped_column()
 
     trial: Mapped[Trial] = relationship(back_populates="sites")
     principal_investigator: Mapped[User | None] = relationship(

@@ -63,6 +63,9 @@ class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
     # replace it before doing anything else.
     must_change_password: Mapped[bool] = mapped_column(default=False)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When an administrator last lifted the sign-in lockout: failed attempts before it no
+    # longer count. A column of the account, so that the unlock is on the audit trail.
+    unlocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     site_memberships: Mapped[list[SiteMembership]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="SiteMembership.site_id"

@@ -15,6 +15,7 @@ from dct_platform.models.patients import PatientStatus
 from dct_platform.policy import Action
 from dct_platform.roles import Role
 from dct_platform.services import accounts
+from dct_platform.services.patient_status import Consent
 from dct_platform.services.patients import IdentityInput, enroll_patient
 
 
@@ -41,6 +42,7 @@ def enrol_with_portal_account(
     status: PatientStatus,
     baseline_date: date | None,
     identity: IdentityInput,
+    consent: Consent,
     create_account: bool,
 ) -> Enrolment:
     """Enrol a patient; with `create_account`, open their portal account with a temporary
@@ -77,5 +79,6 @@ def enrol_with_portal_account(
         baseline_date=baseline_date,
         identity=identity,
         user=user,
+        consent=consent,
     )
     return Enrolment(patient, username, password)

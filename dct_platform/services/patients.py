@@ -25,8 +25,9 @@ from dct_platform.models import (
 from dct_platform.models.patients import PatientStatus
 from dct_platform.policy import Action
 from dct_platform.services import activities
+from dct_platform.services.patient_status import Consent, consent_problems
 from dct_platform.services.periods import close_open_period
-from dct_platform.timeutil import is_valid_timezone
+from dct_platform.timeutil import is_valid_timezone, to_local
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 IDENTITY_FIELDS = (
@@ -83,11 +84,18 @@ def enroll_patient(
     baseline_date: date | None = None,
     identity: IdentityInput | None = None,
     user: User | None = None,
+    consent: Consent | None = None,
     system: str | None = None,
 ) -> Patient:
+    """Enrol a patient at `site`. Staff record the informed consent (day and form
+    version) with it; only a system import may leave it out."""
     if system is None:
         policy.authorize(actor, Action.ENROLL, site, now=now)
-    if errors := _check_preferences(timezone, preferred_language):
+    errors = _check_preferences(timezone, preferred_language)
+    if consent is not None:
+        site_day = to_local(now, site.timezone).date()
+        errors.update(consent_problems(consent or Consent(None, None), site_day))
+    if errors:
         raise ValidationFailed(
             "The patient could not be enrolled; see details.", {"fields": errors}
         )
@@ -110,6 +118,8 @@ def enroll_patient(
             timezone=timezone,
             preferred_language=preferred_language,
             baseline_date=baseline_date,
+            consent_date=consent.signed_on if consent else None,
+            consent_version=(consent.version or "").strip() or None if consent else None,
             user_id=user.id if user else None,
             created_at=now,
             updated_at=now,

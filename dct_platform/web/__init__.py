@@ -19,6 +19,7 @@ def init_app(app: Flask) -> None:
         admin_views,
         auth_views,
         home_views,
+        patient_list_views,
         site_views,
         trial_views,
     )
@@ -26,8 +27,11 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     account_views.init_app(app)
     app.jinja_env.filters["local_time"] = format_local
+    set_home(app, Role.SITE_STAFF, "web.site_home")
+    # The investigator lands on what awaits their attention, above their patients.
+    set_home(app, Role.INVESTIGATOR, "web.investigator_home")
+    add_nav_item(app, [Role.INVESTIGATOR], "My attention", "web.investigator_home", order=5)
     for role in (Role.SITE_STAFF, Role.INVESTIGATOR):
-        set_home(app, role, "web.site_home")
         add_nav_item(app, [role], "Patients", "web.site_home", order=10)
         add_nav_item(app, [role], "Enrol a patient", "web.site_enrol", order=20)
     add_nav_item(

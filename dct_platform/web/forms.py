@@ -139,7 +139,32 @@ class EnrolForm(IdentityForm):
         choices=[SelectChoice("screening", "Screening"), SelectChoice("enrolled", "Enrolled")],
     )
     baseline_date = DateField("Baseline date", validators=[Optional()])
+    consent_date = DateField(
+        "Consent signed on",
+        validators=[DataRequired(message="Give the day the patient signed the consent form.")],
+    )
+    consent_version = StringField(
+        "Consent form version",
+        validators=[
+            DataRequired(message="Give the version of the consent form signed."),
+            Length(max=40),
+        ],
+        description="As printed on the form, e.g. 3.0 of 2026-01-15",
+    )
     create_account = BooleanField("Open a portal account", default=True)
+
+
+class StatusForm(FlaskForm):
+    status = SelectField("New status", validators=[DataRequired(message="Choose a status.")])
+    effective_on = DateField(
+        "Took effect on",
+        validators=[DataRequired(message="Give the day the change took effect.")],
+    )
+    reason = TextAreaField(
+        "Reason",
+        id="status-reason",
+        validators=[DataRequired(message="Say why the status changes."), Length(max=500)],
+    )
 
 
 class UserForm(FlaskForm):

@@ -14,37 +14,29 @@ from dct_platform.extensions import db
 from dct_platform.models import Patient, Site
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.users import SITE_ROLES
+from dct_platform.services import patient_status
 from dct_platform.services import patients as service
 from dct_platform.services.enrolment import enrol_with_portal_account
+from dct_platform.services.patient_status import Consent
 from dct_platform.timeutil import canonical_timezones, utcnow
 from dct_platform.web import bp
 from dct_platform.web.form_errors import show_domain_error
-from dct_platform.web.forms import EnrolForm, IdentityForm, TransferForm
+from dct_platform.web.forms import EnrolForm, IdentityForm, StatusForm, TransferForm
 from dct_platform.web.guards import roles_required
 
 
-@bp.get("/site")
-@roles_required(*SITE_ROLES)
-def site_home() -> str:
-    sites = list(
-        db.session.scalars(
-            select(Site).where(policy.visible(current_user, Site)).order_by(Site.site_number)
-        )
-    )
-    patients = list(
-        db.session.scalars(
-            select(Patient)
-            .where(policy.visible(current_user, Patient))
-            .order_by(Patient.subject_number)
-        )
-    )
-    return render_template("site/home.html", sites=sites, patients=patients)
+def _status_choices(form: StatusForm, patient: Patient) -> None:
+    form.status.choices = [SelectChoice("", "Choose…")] + [
+        SelectChoice(s.value, patient_status.LABELS[s])
+        for s in patient_status.allowed_next(patient)
+    ]
 
 
 def _render_patient(
     patient: Patient,
     identity_form: IdentityForm | None = None,
     transfer_form: TransferForm | None = None,
+    status_form: StatusForm | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     identity = service.get_identity(db.session, current_user, patient)
@@ -53,6 +45,9 @@ def _render_patient(
     if transfer_form is None:
         transfer_form = TransferForm(formdata=None)
     _transfer_choices(transfer_form, patient)
+    if status_form is None:
+        status_form = StatusForm(formdata=None, prefix="status")
+    _status_choices(status_form, patient)
     history = service.site_history(db.session, patient)
     sites = {
         s.id: s for s in db.session.scalars(select(Site).where(Site.trial_id == patient.trial_id))
@@ -66,7 +61,40 @@ def _render_patient(
         history=history,
         sites=sites,
         trail_actions=_history(patient),
+        status_form=status_form,
+        status_labels=patient_status.LABELS,
+        status_history=patient_status.status_history(db.session, patient),
     ), status
+
+
+@bp.post("/site/patients/<int:patient_id>/status")
+@roles_required(*SITE_ROLES)
+def site_patient_status(patient_id: int) -> Response | tuple[str, int]:
+    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    form = StatusForm(prefix="status")
+    _status_choices(form, patient)
+    status = 422
+    if form.validate_on_submit():
+        try:
+            patient_status.change_status(
+                db.session,
+                current_user,
+                utcnow(),
+                patient,
+                PatientStatus(form.status.data),
+                form.effective_on.data,
+                form.reason.data or "",
+            )
+        except DomainError as exc:
+            show_domain_error(form, exc)
+            status = exc.status
+        else:
+            flash(
+                f"{patient.subject_number} is now {patient_status.LABELS[patient.status]}.",
+                "success",
+            )
+            return redirect(url_for("web.site_patient", patient_id=patient.id))
+    return _render_patient(patient, status_form=form, status=status)
 
 
 def _history(patient: Patient) -> list[ReadableAction]:
@@ -161,6 +189,7 @@ def site_enrol() -> Response | tuple[str, int]:
                 status=PatientStatus(form.status.data),
                 baseline_date=form.baseline_date.data,
                 identity=identity,
+                consent=Consent(form.consent_date.data, form.consent_version.data),
                 create_account=bool(form.create_account.data),
             )
         except DomainError as exc:

@@ -27,6 +27,8 @@ def _enrol(client: FlaskClient, world: World, **overrides: str) -> object:
         "family_name": "Neumann",
         "email": "greta@example.org",
         "create_account": "y",
+        "consent_date": "2026-01-05",
+        "consent_version": "3.0",
     }
     data.update(overrides)
     return submit(client, "/site/patients/new", "/site/patients/new", data)
