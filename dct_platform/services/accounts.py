@@ -622,3 +622,70 @@ def purge_stale_auth_records(session: Session, now: datetime, failure_window: ti
         )
     )
     return (tokens.rowcount or 0) + (counters.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """How sign-in is held back for an account right now."""
+
+    failures: int
+    slowed_until: datetime | None
+    blocked_addresses: int
+
+    @property
+    def locked(self) -> bool:
+        return self.slowed_until is not None or self.blocked_addresses > 0
+
+
+def _lockout_rows(usernames: list[str]) -> ColumnElement[bool]:
+    t = LoginThrottle.__table__
+    return or_(
+        and_(t.c.kind == PER_USERNAME, t.c.key.in_(usernames)),
+        *(
+            and_(
+                t.c.kind == PER_USERNAME_AND_ADDRESS, t.c.key.endswith(f"|{name}", autoescape=True)
+            )
+            for name in usernames
+        ),
+    )
+
+
+def lockouts(
+    session: Session, users: list[User], now: datetime, policy: ThrottlePolicy
+) -> dict[int, Lockout]:
+    """The accounts among `users` whose sign-in is held back now, in one query."""
+    if not users:
+        return {}
+    by_name = {u.username: u for u in users}
+    t = LoginThrottle.__table__
+    found: dict[int, Lockout] = {}
+    since = now - policy.window
+    rows = session.execute(
+        select(t.c.kind, t.c.key, t.c.failures, t.c.window_start, t.c.next_allowed_at).where(
+            _lockout_rows(list(by_name)), t.c.window_start > since - policy.max_delay
+        )
+    )
+    for kind, key, failures, window_start, next_allowed_at in rows:
+        user = by_name.get(key.rsplit("|", 1)[-1])
+        if user is None:
+            continue
+        current = found.get(user.id, Lockout(0, None, 0))
+        if kind == PER_USERNAME:
+            slowed = next_allowed_at if next_allowed_at and next_allowed_at > now else None
+            current = Lockout(failures, slowed, current.blocked_addresses)
+        elif window_start > since and failures >= policy.max_failures:
+            current = Lockout(current.failures, current.slowed_until, current.blocked_addresses + 1)
+        found[user.id] = current
+    return {uid: lock for uid, lock in found.items() if lock.locked}
+
+
+def unlock(session: Session, actor: User, now: datetime, user: User, reason: str) -> None:
+    """Lift the sign-in lockout of `user`: their failed attempts are forgotten, from every
+    address. Audited with the administrator's reason, like every change of access."""
+    policy.require_role(actor, Role.ADMIN)
+    if not (reason or "").strip():
+        raise ValidationFailed("Say why.", {"fields": {"reason": ["required"]}})
+    with audit.acting(session, actor, now, reason, what=f"Unlock sign-in of {user.username}"):
+        user.unlocked_at = now
+        user.updated_at = now
+    session.execute(delete(LoginThrottle.__table__).where(_lockout_rows([user.username])))

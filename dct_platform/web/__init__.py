@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     from dct_platform.web import (  # noqa: F401  (the modules register their routes on `bp`)
         account_views,
         activity_views,
+        admin_audit_views,
         admin_views,
         auth_views,
         home_views,

@@ -171,7 +171,7 @@ class UserForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=80)])
     display_name = StringField("Name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[Optional(), Email(), Length(max=254)])
-    role = SelectField("Role")
+    role = SelectField("Role", validators=[DataRequired(message="Choose a role.")])
     timezone = StringField("Time zone", default="UTC", validators=[DataRequired(), Length(max=64)])
     site_ids = SelectMultipleField("Sites (site staff, investigators)", coerce=int)
     trial_ids = SelectMultipleField("Trials (trial and supply managers)", coerce=int)
