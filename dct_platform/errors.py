@@ -23,10 +23,37 @@ log = logging.getLogger(__name__)
 
 
 class ErrorSchema(Schema):
-    status = fields.Integer(required=True, metadata={"description": "HTTP status"})
-    code = fields.String(required=True, metadata={"description": "Machine-readable error code"})
-    message = fields.String(required=True, metadata={"description": "What went wrong, for people"})
-    details = fields.Dict(metadata={"description": "Per-field messages under `fields`, and more"})
+    """The body of every API error (`error_body`). The OpenAPI document shows it as the
+    `Error` schema, on every error status of every operation."""
+
+    status = fields.Integer(
+        required=True,
+        metadata={"description": "The HTTP status of the response, repeated", "example": 422},
+    )
+    code = fields.String(
+        required=True,
+        metadata={
+            "description": "Machine-readable error code, e.g. `validation_error`, `not_found`, "
+            "`forbidden`, `stale_record`, `precondition_failed`, `too_many_attempts`",
+            "example": "validation_error",
+        },
+    )
+    message = fields.String(
+        required=True,
+        metadata={
+            "description": "What went wrong, in a sentence for people",
+            "example": "The request has invalid fields; see details.",
+        },
+    )
+    details = fields.Dict(
+        required=True,
+        metadata={
+            "description": "Per-field messages under `fields` (a field name, or a nested path, "
+            "to a list of messages), and other facts such as `retry_after_seconds` or "
+            "`current_version`; an empty object when there is nothing more to say",
+            "example": {"fields": {"timezone": ["Not a canonical IANA time zone."]}},
+        },
+    )
 
 
 _error_schema = ErrorSchema()
@@ -104,6 +131,13 @@ def expect_version(record: Any, version: int | None, *, precondition: bool = Fal
     raise StaleRecord(STALE_MESSAGE, details)
 
 
+class UnsupportedMediaType(DomainError):
+    """A body the operation reads as JSON was sent as something else (a form, text)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unauthorized(DomainError):
     status = 401
     code = "unauthorized"
@@ -137,6 +171,9 @@ def wants_json() -> bool:
 
 
 INVALID_FIELDS = "The request has invalid fields; see details."
+INVALID_JSON = "The request body is not valid JSON"
+# What webargs attaches to the 400 it raises when the body does not parse.
+_WEBARGS_INVALID_JSON = {"json": ["Invalid JSON body."]}
 
 
 def error_body(
@@ -160,7 +197,18 @@ def error_response(
     return response
 
 
+def _invalid_json(exc: HTTPException) -> bool:
+    return (
+        exc.code == 400
+        and (getattr(exc, "data", None) or {}).get("messages") == _WEBARGS_INVALID_JSON
+    )
+
+
 def _http_details(exc: HTTPException) -> dict[str, Any]:
+    if _invalid_json(exc):
+        # Where the parser stopped helps the client find the mistake in its own body.
+        reason = getattr(exc, "exc", None)
+        return {"reason": str(reason)} if reason is not None else {}
     # webargs (via flask-smorest) attaches marshmallow's per-field messages here.
     messages = (getattr(exc, "data", None) or {}).get("messages")
     if isinstance(messages, dict) and len(messages) == 1:
@@ -171,6 +219,8 @@ def _http_details(exc: HTTPException) -> dict[str, Any]:
 
 
 def _http_message(exc: HTTPException, details: dict[str, Any]) -> str:
+    if _invalid_json(exc):
+        return INVALID_JSON
     if exc.code == 422 and details:
         return INVALID_FIELDS
     return exc.description or exc.name

@@ -13,6 +13,8 @@ from marshmallow import validate as ma_validate
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from dct_platform.errors import ErrorSchema
+
 # Named constraints keep Alembic migrations identical on PostgreSQL and SQLite.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -56,8 +58,32 @@ def bound_pagination(blp: Blueprint) -> None:
             )
 
 
+# flask-smorest documents X-Pagination with its metadata schema, as if the header were an
+# object; it is one JSON text, which a client must parse.
+PAGINATION_HEADER_DOC = {
+    "description": "The list's totals, as a JSON object in a string: `total` (items), "
+    "`total_pages`, and where they exist `first_page`, `last_page`, `page`, "
+    "`previous_page` and `next_page`",
+    "schema": {
+        "type": "string",
+        "example": '{"total": 42, "total_pages": 5, "first_page": 1, "last_page": 5, '
+        '"page": 2, "previous_page": 1, "next_page": 3}',
+    },
+}
+
+
 class PlatformApi(Api):
-    """flask-smorest Api whose error handlers we replace with the platform's single format."""
+    """flask-smorest Api whose error handlers we replace with the platform's single format,
+    and whose document shows that format (`ErrorSchema`) for every error it lists."""
+
+    # A class attribute: the Api registers its error responses while it is constructed.
+    ERROR_SCHEMA = ErrorSchema
+    # No catch-all `default` response: each operation lists the statuses it answers, so a
+    # client, and the schemathesis run, can hold the API to that list.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_pagination_header(self) -> None:
+        self.spec.components.header("PAGINATION", PAGINATION_HEADER_DOC, lazy=True)
 
     def _register_error_handlers(self) -> None:  # pragma: no cover - deliberately empty
         return None

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from dct_platform import policy
-from dct_platform.api.schemas import Id, InputDateTime, UtcDateTime
+from dct_platform.api.schemas import Id, InputDateTime, UtcDateTime, doc
 from dct_platform.auth import api_actor
 from dct_platform.extensions import db
 from dct_platform.models import RemoteActivity
@@ -32,25 +32,27 @@ class ActivityQuerySchema(Schema):
 
 class ActivitySchema(Schema):
     id = fields.Integer()
-    activity_type = fields.String()
+    activity_type = fields.String(metadata=doc("The registered activity type", "enrolment"))
     trial_id = fields.Integer()
     patient_id = fields.Integer()
     site_id = fields.Integer(metadata={"description": "Responsible when it happened"})
     investigator_id = fields.Integer(allow_none=True)
     related_site_id = fields.Integer(allow_none=True)
-    originator_kind = fields.String()
+    originator_kind = fields.String(
+        metadata=doc("Who produced the data: patient, nurse, staff, device or system", "staff")
+    )
     originator_user_id = fields.Integer(allow_none=True)
     originator_ref = fields.String(allow_none=True)
     modality = fields.String(allow_none=True)
     location_type = fields.String(allow_none=True)
-    status = fields.String()
+    status = fields.String(metadata=doc("The activity's status", "completed"))
     occurred_at = UtcDateTime(default_timezone=UTC)
     ends_at = UtcDateTime(allow_none=True, default_timezone=UTC)
     recorded_at = UtcDateTime(default_timezone=UTC)
-    package = fields.String()
+    package = fields.String(metadata=doc("The package that recorded it", "core"))
     record_table = fields.String()
     record_id = fields.String()
-    summary = fields.String()
+    summary = fields.String(metadata=doc("What happened, pseudonymous"))
 
 
 @blp.route("")

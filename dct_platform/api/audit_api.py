@@ -23,6 +23,7 @@ blp = Blueprint("audit_api", __name__, url_prefix="/api/v1/audit", description="
 class AuditEntries(MethodView):
     @blp.arguments(AuditQuerySchema, location="query")
     @blp.response(200, AuditEntrySchema(many=True))
+    @blp.alt_response(403, description="Administrators only (`forbidden`)")
     @blp.paginate()
     def get(self, args: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
         """Audit entries, newest first (administrators only; personal data values hidden)."""
@@ -49,6 +50,7 @@ class AuditEntries(MethodView):
 @blp.route("/verify")
 class AuditVerify(MethodView):
     @blp.response(200, AuditVerificationSchema)
+    @blp.alt_response(403, description="Administrators only (`forbidden`)")
     def get(self) -> VerificationResult:
         """Recompute the hash chain and report the first broken link (administrators only)."""
         policy.require_role(api_actor(), Role.ADMIN)

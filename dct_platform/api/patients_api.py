@@ -5,6 +5,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from dct_platform import policy
 from dct_platform.api.etags import ETAG_HEADER, check_if_match, etag
@@ -59,16 +60,17 @@ class Patients(MethodView):
         count = db.session.scalar(select(db.func.count()).select_from(query.subquery())) or 0
         pagination_parameters.item_count = count
         page, size = pagination_parameters.page, pagination_parameters.page_size
-        return list(
-            db.session.scalars(
-                query.order_by(Patient.subject_number).offset((page - 1) * size).limit(size)
-            )
-        )
+        # Each record shows its site's number: the sites come in the same statement.
+        page_query = query.options(joinedload(Patient.site)).order_by(Patient.subject_number)
+        return list(db.session.scalars(page_query.offset((page - 1) * size).limit(size)))
 
     @blp.arguments(PatientCreateSchema)
     @blp.response(201, PatientSchema)
-    @blp.alt_response(403, description="Not staff of that site")
-    @blp.alt_response(409, description="Subject number taken")
+    @blp.alt_response(
+        403, description="The caller may not enrol patients at that site (`forbidden`)"
+    )
+    @blp.alt_response(404, description="No such site for the caller")
+    @blp.alt_response(409, description="The subject number is taken in this trial (`conflict`)")
     def post(self, body: dict[str, Any]) -> Patient:
         """Enrol a patient at one of the caller's sites."""
         actor = api_actor()
@@ -90,6 +92,15 @@ class Patients(MethodView):
 
 Versioned = tuple[Any, dict[str, str]]
 
+CHANGED_MEANWHILE = (
+    "Someone else changed the record at the same time; reload it and try again (`stale_record`)"
+)
+IF_MATCH_FAILED = (
+    "If-Match is not the record's current ETag: it changed since it was read "
+    "(`precondition_failed`)"
+)
+IDENTITY_FORBIDDEN = "The caller may not change this patient's personal data (`forbidden`)"
+
 
 @blp.route("/<int:patient_id>")
 class PatientDetail(MethodView):
@@ -101,9 +112,12 @@ class PatientDetail(MethodView):
 
     @blp.arguments(PatientUpdateSchema)
     @blp.response(200, PatientSchema, headers=ETAG_HEADER)
-    @blp.alt_response(403, description="Not allowed to change this record")
-    @blp.alt_response(409, description="Changed by someone else at the same time")
-    @blp.alt_response(412, description="If-Match does not match the record's current ETag")
+    @blp.alt_response(
+        403, description="The caller may not change this record, or these fields (`forbidden`)"
+    )
+    @blp.alt_response(404, description="No such patient for the caller")
+    @blp.alt_response(409, description=CHANGED_MEANWHILE)
+    @blp.alt_response(412, description=IF_MATCH_FAILED)
     def patch(self, body: dict[str, Any], patient_id: int) -> Versioned:
         """Change status or baseline (site staff, with a reason), or time zone and language."""
         reason = body.pop("reason", None)
@@ -116,7 +130,12 @@ class PatientDetail(MethodView):
 @blp.route("/<int:patient_id>/identity")
 class PatientIdentityResource(MethodView):
     @blp.response(200, IdentitySchema, headers=ETAG_HEADER)
-    @blp.alt_response(403, description="The caller's role never sees personal data")
+    @blp.alt_response(
+        403, description="The caller may not see this patient's personal data (`forbidden`)"
+    )
+    @blp.alt_response(
+        404, description="No such patient for the caller, or no personal data is recorded"
+    )
     def get(self, patient_id: int) -> Versioned:
         """Name, contact and home address: the patient and their site only."""
         identity = service.get_identity(db.session, api_actor(), _patient(patient_id))
@@ -126,8 +145,10 @@ class PatientIdentityResource(MethodView):
 
     @blp.arguments(IdentityReplaceSchema)
     @blp.response(200, IdentitySchema, headers=ETAG_HEADER)
-    @blp.alt_response(409, description="Changed by someone else at the same time")
-    @blp.alt_response(412, description="If-Match does not match the record's current ETag")
+    @blp.alt_response(403, description=IDENTITY_FORBIDDEN)
+    @blp.alt_response(404, description="No such patient for the caller")
+    @blp.alt_response(409, description=CHANGED_MEANWHILE)
+    @blp.alt_response(412, description=IF_MATCH_FAILED)
     def put(self, body: dict[str, Any], patient_id: int) -> Versioned:
         """Record or replace personal data: every field is sent (null clears one); replacing
         stored data needs a reason. To change some fields only, use PATCH."""
@@ -142,8 +163,14 @@ class PatientIdentityResource(MethodView):
 
     @blp.arguments(IdentityChangeSchema(partial=True))
     @blp.response(200, IdentitySchema, headers=ETAG_HEADER)
-    @blp.alt_response(409, description="Changed by someone else at the same time")
-    @blp.alt_response(412, description="If-Match does not match the record's current ETag")
+    @blp.alt_response(403, description=IDENTITY_FORBIDDEN)
+    @blp.alt_response(
+        404,
+        description="No such patient for the caller, or no personal data is recorded yet "
+        "(record it with PUT)",
+    )
+    @blp.alt_response(409, description=CHANGED_MEANWHILE)
+    @blp.alt_response(412, description=IF_MATCH_FAILED)
     def patch(self, body: dict[str, Any], patient_id: int) -> Versioned:
         """Correct the fields sent, with a reason; the others stay as they are."""
         actor = api_actor()
@@ -159,6 +186,15 @@ class PatientIdentityResource(MethodView):
 class PatientTransfer(MethodView):
     @blp.arguments(TransferSchema)
     @blp.response(200, PatientSchema)
+    @blp.alt_response(403, description="The caller may not transfer this patient (`forbidden`)")
+    @blp.alt_response(
+        404, description="No such patient for the caller, or no such site in the patient's trial"
+    )
+    @blp.alt_response(
+        409,
+        description="The patient already belongs to that site, or the site is not active "
+        "(`conflict`)",
+    )
     def post(self, body: dict[str, Any], patient_id: int) -> Patient:
         """Transfer the patient to another site of the trial, and from the same instant to
         another time zone when `timezone` is sent."""
@@ -182,6 +218,7 @@ class PatientTransfer(MethodView):
 @blp.route("/<int:patient_id>/site-history")
 class PatientSiteHistory(MethodView):
     @blp.response(200, SiteAssignmentSchema(many=True))
+    @blp.alt_response(404, description="No such patient for the caller")
     def get(self, patient_id: int) -> list[dict[str, Any]]:
         """Which site owned the patient, over which periods. Trial and supply managers get
         no free-text reasons (`reason_withheld`): they work from pseudonymous data."""

@@ -7,8 +7,10 @@ from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, missing, validate
+from sqlalchemy.orm import object_session
 
 from dct_platform.input_guard import MAX_ID
+from dct_platform.models import Site
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
 from dct_platform.roles import is_role, role_names
@@ -18,6 +20,18 @@ ID_RANGE_MESSAGE = f"Must be a whole number from 1 to {MAX_ID}."
 MAX_IDS_PER_LIST = 1000
 # The e-mail columns' width (RFC 5321's limit); marshmallow's Email validator has no maximum.
 EMAIL_LENGTH = validate.Length(max=254)
+
+
+def doc(description: str, example: Any = None, **more: Any) -> dict[str, Any]:
+    """A field's documentation in the OpenAPI document: what it is, and an example value."""
+    metadata = {"description": description, **more}
+    if example is not None:
+        metadata["example"] = example
+    return metadata
+
+
+TIMEZONE_DOC = "IANA time zone of a place (e.g. Europe/Berlin), or UTC"
+REASON_DOC = "Why, for the audit trail"
 
 
 class Id(fields.Integer):
@@ -56,7 +70,8 @@ class RoleName(fields.String):
     lists the declared roles (`document_roles`)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(metadata={ROLE_MARKER: True}, **kwargs)
+        metadata = {**kwargs.pop("metadata", {}), ROLE_MARKER: True}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         name = super()._deserialize(value, attr, data, **kwargs)
@@ -90,23 +105,30 @@ class HealthSchema(Schema):
 
 
 class TokenRequestSchema(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=80),
+        metadata=doc("Sign-in name", "coord_berlin"),
+    )
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=1, max=1024)
     )
 
 
+_ID_LIST = {"type": "array", "items": {"type": "integer"}}
+
+
 class UserSchema(Schema):
     id = fields.Integer(dump_only=True)
-    username = fields.String()
-    display_name = fields.String()
-    role = RoleName()
-    role_label = fields.String(dump_only=True)
-    timezone = fields.String()
-    email = fields.String(allow_none=True)
-    is_enabled = fields.Boolean()
-    site_ids = fields.Method("_site_ids")
-    trial_ids = fields.Method("_trial_ids")
+    username = fields.String(metadata=doc("Sign-in name", "coord_berlin"))
+    display_name = fields.String(metadata=doc("Name shown to other users", "Dr. Mia Weber"))
+    role = RoleName(metadata=doc("The account's role", "site_staff"))
+    role_label = fields.String(dump_only=True, metadata=doc("The role's name for people"))
+    timezone = fields.String(metadata=doc(TIMEZONE_DOC, "Europe/Berlin"))
+    email = fields.String(allow_none=True, metadata=doc("Contact e-mail", "mia@site.example"))
+    is_enabled = fields.Boolean(metadata=doc("False: the account may not sign in"))
+    site_ids = fields.Method("_site_ids", metadata=doc("Sites the account works on", **_ID_LIST))
+    trial_ids = fields.Method("_trial_ids", metadata=doc("Trials the account works on", **_ID_LIST))
 
     def _site_ids(self, user: object) -> list[int]:
         return sorted(user.site_ids)  # type: ignore[attr-defined]
@@ -133,93 +155,147 @@ class UserAccessSchema(Schema):
 
 
 class TokenSchema(Schema):
-    access_token = fields.String(required=True)
-    token_type = fields.String(required=True)
-    expires_at = UtcDateTime(**_tz)
-    user = fields.Nested(UserSchema)
+    access_token = fields.String(
+        required=True,
+        metadata=doc("Send as `Authorization: Bearer <token>`; shown only this once"),
+    )
+    token_type = fields.String(required=True, metadata=doc("Always Bearer", "Bearer"))
+    expires_at = UtcDateTime(**_tz, metadata=doc("When the token stops working"))
+    user = fields.Nested(UserSchema, metadata=doc("The token's owner"))
 
 
 class TrialSchema(Schema):
     id = fields.Integer()
-    protocol_number = fields.String()
+    protocol_number = fields.String(metadata=doc("The sponsor's protocol number", "DCT-001"))
     title = fields.String()
     phase = fields.Enum(TrialPhase, by_value=True)
     status = fields.Enum(TrialStatus, by_value=True)
-    sponsor = fields.Function(lambda t: t.sponsor.name)
+    sponsor = fields.Function(
+        lambda t: t.sponsor.name, metadata=doc("The sponsor's name", "Acme Pharma", type="string")
+    )
 
 
 class TrialCreateSchema(Schema):
-    sponsor = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    protocol_number = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    sponsor = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata=doc("The sponsor's name; created if new", "Acme Pharma"),
+    )
+    protocol_number = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata=doc("Unique among trials", "DCT-001"),
+    )
     title = fields.String(required=True, validate=validate.Length(min=1, max=300))
     phase = fields.Enum(TrialPhase, by_value=True, required=True)
     status = fields.Enum(TrialStatus, by_value=True, load_default=TrialStatus.PLANNING)
 
 
 class SiteCreateSchema(Schema):
-    site_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    site_number = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=32),
+        metadata=doc("Unique within the trial", "B1"),
+    )
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    country = fields.String(required=True)
-    timezone = fields.String(required=True)
+    country = fields.String(required=True, metadata=doc("ISO 3166 two-letter code", "DE"))
+    timezone = fields.String(required=True, metadata=doc(TIMEZONE_DOC, "Europe/Berlin"))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     email = fields.Email(load_default=None, allow_none=True, validate=EMAIL_LENGTH)
 
 
 class InvestigatorAppointmentSchema(Schema):
-    investigator_id = Id(required=True)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    investigator_id = Id(required=True, metadata=doc("The user id of an investigator"))
+    reason = fields.String(
+        required=True, validate=validate.Length(min=1, max=500), metadata=doc(REASON_DOC)
+    )
 
 
 class SiteSchema(Schema):
     id = fields.Integer()
     trial_id = fields.Integer()
-    site_number = fields.String()
-    name = fields.String()
-    country = fields.String()
-    timezone = fields.String()
+    site_number = fields.String(metadata=doc("Unique within the trial", "B1"))
+    name = fields.String(metadata=doc("The site's name", "Charité Berlin"))
+    country = fields.String(metadata=doc("ISO 3166 two-letter code", "DE"))
+    timezone = fields.String(metadata=doc(TIMEZONE_DOC, "Europe/Berlin"))
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
     principal_investigator = fields.Function(
-        lambda s: s.principal_investigator.display_name if s.principal_investigator else None
+        lambda s: s.principal_investigator.display_name if s.principal_investigator else None,
+        metadata=doc(
+            "The principal investigator's name; null while none is appointed",
+            type="string",
+            nullable=True,
+        ),
     )
-    is_active = fields.Boolean()
+    is_active = fields.Boolean(metadata=doc("False: the site takes no new patients"))
+
+
+def _site_number(patient: Any) -> str:
+    # By id through the session's identity map: a transfer sets `site_id`, and the `site`
+    # relationship may still hold the site the patient left.
+    session = object_session(patient)
+    site = session.get(Site, patient.site_id) if session is not None else patient.site
+    return site.site_number
 
 
 class PatientSchema(Schema):
     id = fields.Integer()
     trial_id = fields.Integer()
-    subject_number = fields.String()
-    site_id = fields.Integer()
-    enrolling_site_id = fields.Integer()
+    subject_number = fields.String(metadata=doc("Pseudonymous subject number", "B1-001"))
+    site_id = fields.Integer(metadata=doc("The site responsible for the patient now"))
+    site_number = fields.Function(
+        _site_number, metadata=doc("The number of that site", "B1", type="string")
+    )
+    enrolling_site_id = fields.Integer(metadata=doc("The site that enrolled the patient"))
     status = fields.Enum(PatientStatus, by_value=True)
-    timezone = fields.String()
-    preferred_language = fields.String()
-    baseline_date = fields.Date(allow_none=True)
+    timezone = fields.String(metadata=doc("The patient's time zone (IANA)", "Europe/Berlin"))
+    preferred_language = fields.String(metadata=doc("Language of the portal", "de"))
+    baseline_date = fields.Date(allow_none=True, metadata=doc("Day 1 of the patient's schedule"))
     created_at = UtcDateTime(**_tz)
     updated_at = UtcDateTime(**_tz)
 
 
+def _optional_text(max_length: int, description: str, example: str) -> fields.String:
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=max_length),
+        metadata=doc(description + "; null if not recorded", example),
+    )
+
+
 class IdentitySchema(Schema):
-    given_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    family_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    date_of_birth = fields.Date(load_default=None, allow_none=True)
-    email = fields.Email(load_default=None, allow_none=True, validate=EMAIL_LENGTH)
-    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
-    address_line1 = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=200)
+    given_name = fields.String(
+        required=True, validate=validate.Length(min=1, max=100), metadata=doc("Given name", "Anna")
     )
-    address_line2 = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=200)
+    family_name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata=doc("Family name", "Schmidt"),
     )
-    postal_code = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=20)
+    date_of_birth = fields.Date(
+        load_default=None,
+        allow_none=True,
+        metadata=doc("Date of birth; null if not recorded", "1970-04-01"),
     )
-    city = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
-    region = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    email = fields.Email(
+        load_default=None,
+        allow_none=True,
+        validate=EMAIL_LENGTH,
+        metadata=doc("E-mail address; null if not recorded", "anna@example.org"),
+    )
+    phone = _optional_text(40, "With the country code", "+49 30 1234567")
+    address_line1 = _optional_text(200, "Street and number", "Hauptstraße 1")
+    address_line2 = _optional_text(200, "More of the address", "3rd floor")
+    postal_code = _optional_text(20, "Postal code", "10115")
+    city = _optional_text(100, "City", "Berlin")
+    region = _optional_text(100, "State, province or region", "Berlin")
     country = fields.String(
         load_default=None,
         allow_none=True,
         validate=validate.Regexp(r"^[A-Z]{2}$", error="Use a two-letter ISO 3166 country code."),
+        metadata=doc("ISO 3166 two-letter code; null if not recorded", "DE"),
     )
 
 
@@ -255,10 +331,14 @@ class IdentityChangeSchema(IdentitySchema):
 
 
 class PatientCreateSchema(Schema):
-    site_id = Id(required=True)
-    subject_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    timezone = fields.String(required=True)
-    preferred_language = fields.String(load_default="en")
+    site_id = Id(required=True, metadata=doc("One of the caller's sites"))
+    subject_number = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=32),
+        metadata=doc("Unique within the trial", "B1-001"),
+    )
+    timezone = fields.String(required=True, metadata=doc(TIMEZONE_DOC, "Europe/Berlin"))
+    preferred_language = fields.String(load_default="en", metadata=doc("en, de or ja", "de"))
     status = fields.Enum(PatientStatus, by_value=True, load_default=PatientStatus.SCREENING)
     baseline_date = fields.Date(load_default=None, allow_none=True)
     identity = fields.Nested(IdentitySchema, load_default=None, allow_none=True)
@@ -275,13 +355,17 @@ class PatientUpdateSchema(Schema):
 
 
 class PatientQuerySchema(Schema):
-    site_id = Id(from_text=True)
-    status = fields.Enum(PatientStatus, by_value=True)
+    site_id = Id(from_text=True, metadata=doc("Only patients of this site"))
+    status = fields.Enum(PatientStatus, by_value=True, metadata=doc("Only patients in this status"))
 
 
 class TransferSchema(Schema):
-    to_site_id = Id(required=True)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    to_site_id = Id(required=True, metadata=doc("Another site of the patient's trial"))
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata=doc(REASON_DOC, "The patient moved to Hamburg"),
+    )
     timezone = fields.String(
         load_default=None,
         allow_none=True,
@@ -296,8 +380,10 @@ class TransferSchema(Schema):
 
 class SiteAssignmentSchema(Schema):
     site_id = fields.Integer()
-    valid_from = UtcDateTime(**_tz)
-    valid_to = UtcDateTime(allow_none=True, **_tz)
+    valid_from = UtcDateTime(**_tz, metadata=doc("Responsible from (inclusive)"))
+    valid_to = UtcDateTime(
+        allow_none=True, **_tz, metadata=doc("Until (exclusive); null: still responsible")
+    )
     reason = fields.String(allow_none=True)
     reason_withheld = fields.Boolean(
         metadata={"description": "A reason exists but the caller's role does not read it"}
@@ -315,8 +401,8 @@ class TimezonePeriodSchema(Schema):
 
 
 class AuditQuerySchema(Schema):
-    table = fields.String()
-    record_id = fields.String()
+    table = fields.String(metadata=doc("Only entries of this table", "patients"))
+    record_id = fields.String(metadata=doc("Only entries of this record (with `table`)", "12"))
 
 
 class AuditEntrySchema(Schema):

@@ -36,8 +36,8 @@ class Trials(MethodView):
 
     @blp.arguments(TrialCreateSchema)
     @blp.response(201, TrialSchema)
-    @blp.alt_response(403, description="Administrators only")
-    @blp.alt_response(409, description="Protocol number taken")
+    @blp.alt_response(403, description="Administrators only (`forbidden`)")
+    @blp.alt_response(409, description="The protocol number is taken (`conflict`)")
     def post(self, body: dict[str, Any]) -> Trial:
         """Register a trial (administrators); the sponsor is created if new."""
         actor, now = api_actor(), utcnow()
@@ -63,7 +63,9 @@ class TrialSites(MethodView):
 
     @blp.arguments(SiteCreateSchema)
     @blp.response(201, SiteSchema)
-    @blp.alt_response(403, description="Administrators only")
+    @blp.alt_response(403, description="Administrators only (`forbidden`)")
+    @blp.alt_response(404, description="No such trial for the caller")
+    @blp.alt_response(409, description="The site number is taken in this trial (`conflict`)")
     def post(self, body: dict[str, Any], trial_id: int) -> Site:
         """Open a site in a trial (administrators)."""
         actor = api_actor()
@@ -83,7 +85,8 @@ class SiteDetail(MethodView):
 class SitePrincipalInvestigator(MethodView):
     @blp.arguments(InvestigatorAppointmentSchema)
     @blp.response(200, SiteSchema)
-    @blp.alt_response(403, description="Administrators only")
+    @blp.alt_response(403, description="Administrators only (`forbidden`)")
+    @blp.alt_response(404, description="No such site for the caller, or no such user")
     def put(self, body: dict[str, Any], site_id: int) -> Site:
         """Appoint the site's principal investigator from now on; earlier work stays
         attributed to the investigator responsible at its time."""
