@@ -173,6 +173,7 @@ class _Seeder:
                     timezone=spec.timezone,
                     phone=spec.phone,
                     email=f"study.{spec.number.lower()}@demo.dct.invalid",
+                    enrolment_target=12,
                     system=SYSTEM,
                 )
             sites.append(site)

@@ -137,10 +137,11 @@ def create_site(
     timezone: str,
     phone: str | None = None,
     email: str | None = None,
+    enrolment_target: int | None = None,
     system: str | None = None,
 ) -> Site:
     _require_admin(actor, system)
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = _target_problems(enrolment_target)
     if not _COUNTRY.match(country):
         errors["country"] = ["Use the two-letter ISO 3166 country code, e.g. DE."]
     if not is_valid_timezone(timezone):
@@ -163,11 +164,44 @@ def create_site(
             timezone=timezone,
             phone=phone,
             email=email,
+            enrolment_target=enrolment_target,
             created_at=now,
             updated_at=now,
         )
         session.add(site)
     return site
+
+
+MAX_TARGET = 100_000
+
+
+def _target_problems(target: int | None) -> dict[str, list[str]]:
+    if target is not None and not 0 <= target <= MAX_TARGET:
+        return {"enrolment_target": [f"Give a whole number from 0 to {MAX_TARGET}."]}
+    return {}
+
+
+def set_enrolment_target(
+    session: Session,
+    actor: User | None,
+    now: datetime,
+    site: Site,
+    target: int | None,
+    reason: str,
+    *,
+    system: str | None = None,
+) -> None:
+    """How many patients the site is to enrol (None: no target set)."""
+    _require_admin(actor, system)
+    errors = _target_problems(target)
+    if not (reason or "").strip():
+        errors["reason"] = ["Say why the target changes."]
+    if errors:
+        raise ValidationFailed("The target was not changed; see details.", {"fields": errors})
+    what = f"Set the enrolment target of site {site.site_number}"
+    with audit.acting(session, actor, now, reason, system=system, what=what):
+        site.enrolment_target = target
+        site.updated_at = now
 
 
 def appoint_principal_investigator(

@@ -33,12 +33,13 @@ API = {
     ("admin", "/api/v1/audit/entries"): 3,
 }
 PAGES = {
-    ("coord_berlin", "/site"): 3,
-    ("coord_berlin", "/site/patients/{anna}"): 17,
+    ("coord_berlin", "/site"): 5,
+    ("pi_berlin", "/investigator"): 5,
+    ("coord_berlin", "/site/patients/{anna}"): 18,
     ("coord_berlin", "/activity"): 6,
-    ("admin", "/admin"): 3,
+    ("admin", "/admin"): 7,
     ("manager", "/trial"): 4,
-    ("anna", "/portal/profile"): 4,
+    ("anna", "/portal/profile"): 5,
 }
 
 
