@@ -1,15 +1,15 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from dct_platform import policy
 from dct_platform.api.etags import ETAG_HEADER, check_if_match, etag
 from dct_platform.api.schemas import (
+    EnrolledPatientSchema,
     IdentityChangeSchema,
     IdentityReplaceSchema,
     IdentitySchema,
@@ -18,6 +18,8 @@ from dct_platform.api.schemas import (
     PatientSchema,
     PatientUpdateSchema,
     SiteAssignmentSchema,
+    StatusChangeSchema,
+    StatusHistorySchema,
     TimezonePeriodSchema,
     TransferSchema,
 )
@@ -25,7 +27,12 @@ from dct_platform.auth import api_actor
 from dct_platform.errors import NotFound
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site
+from dct_platform.policy import Action
+from dct_platform.services import patient_status
 from dct_platform.services import patients as service
+from dct_platform.services.enrolment import enrol_with_portal_account
+from dct_platform.services.patient_lists import PatientCriteria, find_patients
+from dct_platform.services.patient_status import Consent
 from dct_platform.timeutil import utcnow
 
 blp = Blueprint(
@@ -50,33 +57,59 @@ class Patients(MethodView):
     @blp.response(200, PatientSchema(many=True))
     @blp.paginate()
     def get(self, args: dict[str, Any], pagination_parameters: Any) -> list[Patient]:
-        """Subject records the caller may see (pseudonymous: no names or addresses)."""
-        actor = api_actor()
-        query = select(Patient).where(policy.visible(actor, Patient))
-        if "site_id" in args:
-            query = query.where(Patient.site_id == args["site_id"])
-        if "status" in args:
-            query = query.where(Patient.status == args["status"])
-        count = db.session.scalar(select(db.func.count()).select_from(query.subquery())) or 0
-        pagination_parameters.item_count = count
-        page, size = pagination_parameters.page, pagination_parameters.page_size
-        # Each record shows its site's number: the sites come in the same statement.
-        page_query = query.options(joinedload(Patient.site)).order_by(Patient.subject_number)
-        return list(db.session.scalars(page_query.offset((page - 1) * size).limit(size)))
+        """Subject records the caller may see (pseudonymous: no names or addresses), found,
+        filtered and ordered as on the patient list page."""
+        found = find_patients(
+            db.session,
+            api_actor(),
+            PatientCriteria(
+                q=args.get("q", ""),
+                status=args.get("status"),
+                site_id=args.get("site_id"),
+                sort=args["sort"],
+                page=pagination_parameters.page,
+                page_size=pagination_parameters.page_size,
+            ),
+        )
+        pagination_parameters.item_count = found.total
+        return found.patients
 
     @blp.arguments(PatientCreateSchema)
-    @blp.response(201, PatientSchema)
+    @blp.response(201, EnrolledPatientSchema)
     @blp.alt_response(
         403, description="The caller may not enrol patients at that site (`forbidden`)"
     )
     @blp.alt_response(404, description="No such site for the caller")
     @blp.alt_response(409, description="The subject number is taken in this trial (`conflict`)")
-    def post(self, body: dict[str, Any]) -> Patient:
-        """Enrol a patient at one of the caller's sites."""
+    def post(self, body: dict[str, Any]) -> _Enrolled:
+        """Enrol a patient at one of the caller's sites, with the consent they signed and,
+        with `create_account`, their portal account (as the enrolment page does)."""
         actor = api_actor()
         site = policy.get_visible(db.session, actor, Site, body["site_id"])
         identity = _identity_input(body["identity"]) if body.get("identity") else None
-        return service.enroll_patient(
+        consent = Consent(body["consent_date"], body["consent_version"])
+        if body["create_account"]:
+            assert identity is not None  # the schema requires it with an account
+            enrolled = enrol_with_portal_account(
+                db.session,
+                actor,
+                utcnow(),
+                site=site,
+                subject_number=body["subject_number"],
+                timezone=body["timezone"],
+                preferred_language=body["preferred_language"],
+                status=body["status"],
+                baseline_date=body["baseline_date"],
+                identity=identity,
+                consent=consent,
+                create_account=True,
+            )
+            account = {
+                "username": enrolled.username,
+                "temporary_password": enrolled.temporary_password,
+            }
+            return _Enrolled(enrolled.patient, account)
+        patient = service.enroll_patient(
             db.session,
             actor,
             utcnow(),
@@ -87,7 +120,20 @@ class Patients(MethodView):
             status=body["status"],
             baseline_date=body["baseline_date"],
             identity=identity,
+            consent=consent,
         )
+        return _Enrolled(patient, None)
+
+
+@dataclass(frozen=True)
+class _Enrolled:
+    """The new record, answered with the portal account opened with it (once)."""
+
+    patient: Patient
+    portal_account: dict[str, str | None] | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.patient, name)
 
 
 Versioned = tuple[Any, dict[str, str]]
@@ -119,7 +165,8 @@ class PatientDetail(MethodView):
     @blp.alt_response(409, description=CHANGED_MEANWHILE)
     @blp.alt_response(412, description=IF_MATCH_FAILED)
     def patch(self, body: dict[str, Any], patient_id: int) -> Versioned:
-        """Change status or baseline (site staff, with a reason), or time zone and language."""
+        """Change the baseline (site staff, with a reason), or time zone and language. The
+        status has its own endpoint, POST /api/v1/patients/{id}/status."""
         reason = body.pop("reason", None)
         patient = _patient(patient_id)
         check_if_match(patient)
@@ -180,6 +227,46 @@ class PatientIdentityResource(MethodView):
             check_if_match(current)
         identity = service.change_identity(db.session, actor, utcnow(), patient, body, reason)
         return identity, etag(identity)
+
+
+@blp.route("/<int:patient_id>/status")
+class PatientStatusResource(MethodView):
+    @blp.arguments(StatusChangeSchema)
+    @blp.response(200, PatientSchema, headers=ETAG_HEADER)
+    @blp.alt_response(403, description="The caller may not change this record (`forbidden`)")
+    @blp.alt_response(404, description="No such patient for the caller")
+    @blp.alt_response(
+        409,
+        description="The protocol does not allow that change from the current status, or "
+        "someone changed the record meanwhile (`conflict`, `stale_record`)",
+    )
+    @blp.alt_response(412, description=IF_MATCH_FAILED)
+    def post(self, body: dict[str, Any], patient_id: int) -> Versioned:
+        """Change the patient's study status as of the day it took effect, with a reason
+        (site staff and investigators of the patient's site)."""
+        patient = _patient(patient_id)
+        check_if_match(patient)
+        patient_status.change_status(
+            db.session,
+            api_actor(),
+            utcnow(),
+            patient,
+            body["status"],
+            body["effective_on"],
+            body["reason"],
+        )
+        return patient, etag(patient)
+
+
+@blp.route("/<int:patient_id>/status-history")
+class PatientStatusHistory(MethodView):
+    @blp.response(200, StatusHistorySchema(many=True))
+    @blp.alt_response(404, description="No such patient for the caller")
+    def get(self, patient_id: int) -> list[Any]:
+        """Every status change of the patient, oldest first, with its day and reason."""
+        patient = _patient(patient_id)
+        policy.authorize(api_actor(), Action.READ_REASONS, patient)
+        return patient_status.status_history(db.session, patient)
 
 
 @blp.route("/<int:patient_id>/transfer")

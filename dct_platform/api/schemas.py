@@ -6,7 +6,15 @@ import copy
 from datetime import UTC
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, missing, validate
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    missing,
+    pre_load,
+    validate,
+    validates_schema,
+)
 from sqlalchemy.orm import object_session
 
 from dct_platform.input_guard import MAX_ID
@@ -14,6 +22,7 @@ from dct_platform.models import Site
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
 from dct_platform.roles import is_role, role_names
+from dct_platform.services.patient_lists import DEFAULT_SORT, SORTS
 
 ID_RANGE_MESSAGE = f"Must be a whole number from 1 to {MAX_ID}."
 # More ids than anyone works on; also keeps `IN (...)` under the databases' parameter limits.
@@ -252,6 +261,12 @@ class PatientSchema(Schema):
     timezone = fields.String(metadata=doc("The patient's time zone (IANA)", "Europe/Berlin"))
     preferred_language = fields.String(metadata=doc("Language of the portal", "de"))
     baseline_date = fields.Date(allow_none=True, metadata=doc("Day 1 of the patient's schedule"))
+    consent_date = fields.Date(
+        allow_none=True, metadata=doc("The day the informed consent was signed", "2026-01-05")
+    )
+    consent_version = fields.String(
+        allow_none=True, metadata=doc("The version of the consent form signed", "3.0")
+    )
     created_at = UtcDateTime(**_tz)
     updated_at = UtcDateTime(**_tz)
 
@@ -341,22 +356,98 @@ class PatientCreateSchema(Schema):
     preferred_language = fields.String(load_default="en", metadata=doc("en, de or ja", "de"))
     status = fields.Enum(PatientStatus, by_value=True, load_default=PatientStatus.SCREENING)
     baseline_date = fields.Date(load_default=None, allow_none=True)
+    consent_date = fields.Date(
+        required=True,
+        metadata=doc("The day the patient signed the informed consent (not in the future)"),
+    )
+    consent_version = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=40),
+        metadata=doc("The version of the consent form signed", "3.0 of 2025-12-01"),
+    )
     identity = fields.Nested(IdentitySchema, load_default=None, allow_none=True)
+    create_account = fields.Boolean(
+        load_default=False,
+        metadata=doc(
+            "Open the patient's portal account too (needs `identity`); its temporary "
+            "password is in the answer, once"
+        ),
+    )
+
+    @validates_schema
+    def _account_needs_a_name(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("create_account") and not data.get("identity"):
+            raise ValidationError(
+                "A portal account needs the patient's name: send `identity`.", "identity"
+            )
+
+
+class PortalAccountSchema(Schema):
+    username = fields.String(required=True, metadata=doc("The patient's sign-in name"))
+    temporary_password = fields.String(
+        required=True, metadata=doc("Shown once; the patient replaces it at first sign-in")
+    )
+
+
+class EnrolledPatientSchema(PatientSchema):
+    portal_account = fields.Nested(
+        PortalAccountSchema, allow_none=True, metadata=doc("Only when `create_account` was set")
+    )
+
+
+class StatusChangeSchema(Schema):
+    status = fields.Enum(
+        PatientStatus, by_value=True, required=True, metadata=doc("The new status")
+    )
+    effective_on = fields.Date(
+        required=True, metadata=doc("The day it took effect at the site (not in the future)")
+    )
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata=doc(REASON_DOC, "Eligibility confirmed"),
+    )
+
+
+class StatusHistorySchema(Schema):
+    from_status = fields.Enum(PatientStatus, by_value=True)
+    to_status = fields.Enum(PatientStatus, by_value=True)
+    effective_on = fields.Date()
+    reason = fields.String()
+    changed_at = UtcDateTime(**_tz, metadata=doc("When it was recorded"))
 
 
 class PatientUpdateSchema(Schema):
     """Send `If-Match` with the ETag you read to be refused (412) if the record changed since."""
 
-    status = fields.Enum(PatientStatus, by_value=True)
     timezone = fields.String()
     preferred_language = fields.String()
     baseline_date = fields.Date(allow_none=True)
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 
+    @pre_load
+    def _status_has_its_own_endpoint(self, data: Any, **_kwargs: Any) -> Any:
+        if isinstance(data, dict) and "status" in data:
+            raise ValidationError(
+                "Change the status with POST /api/v1/patients/{id}/status, "
+                "with the day it took effect and a reason.",
+                "status",
+            )
+        return data
+
 
 class PatientQuerySchema(Schema):
+    q = fields.String(
+        validate=validate.Length(max=100),
+        metadata=doc("Part of the subject number, or of the name where the caller may see it"),
+    )
     site_id = Id(from_text=True, metadata=doc("Only patients of this site"))
     status = fields.Enum(PatientStatus, by_value=True, metadata=doc("Only patients in this status"))
+    sort = fields.String(
+        load_default=DEFAULT_SORT,
+        validate=validate.OneOf(list(SORTS)),
+        metadata=doc("Order: subject, -subject, status, enrolled, -enrolled", "subject"),
+    )
 
 
 class TransferSchema(Schema):

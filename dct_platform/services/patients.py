@@ -92,7 +92,7 @@ def enroll_patient(
     if system is None:
         policy.authorize(actor, Action.ENROLL, site, now=now)
     errors = _check_preferences(timezone, preferred_language)
-    if consent is not None:
+    if consent is not None or system is None:
         site_day = to_local(now, site.timezone).date()
         errors.update(consent_problems(consent or Consent(None, None), site_day))
     if errors:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from dct_platform.extensions import db
 from dct_platform.models.users import LoginThrottle
 from tests.support.clients import token_for
-from tests.support.world import World
+from tests.support.world import CONSENT, World
 
 INVALID_FIELDS = "The request has invalid fields; see details."
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -144,7 +144,12 @@ def test_an_answer_the_handler_really_gives_is_listed(
     """Enrolling at a site outside the caller's scope is 404, and the document says so."""
     response = client.post(
         "/api/v1/patients",
-        json={"site_id": world.tokyo.id, "subject_number": "T1-9", "timezone": "Asia/Tokyo"},
+        json={
+            "site_id": world.tokyo.id,
+            "subject_number": "T1-9",
+            "timezone": "Asia/Tokyo",
+            **CONSENT,
+        },
         headers=staff,
     )
     assert response.status_code == 404
@@ -334,9 +339,9 @@ def test_refused_actions_read_as_sentences(client: FlaskClient, world: World) ->
         "You are not allowed to see the personal data of this record.": client.get(
             f"/api/v1/patients/{anna.id}/identity", headers=manager
         ),
-        "You are not allowed to change this record.": client.patch(
-            f"/api/v1/patients/{anna.id}",
-            json={"status": "withdrawn", "reason": "withdrew consent"},
+        "You are not allowed to change this record.": client.post(
+            f"/api/v1/patients/{anna.id}/status",
+            json={"status": "withdrawn", "effective_on": "2026-03-01", "reason": "withdrew"},
             headers=manager,
         ),
         "You are not allowed to transfer this record.": client.post(

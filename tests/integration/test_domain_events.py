@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -26,9 +26,10 @@ from dct_platform.models import (
 )
 from dct_platform.scheduler import run_job
 from dct_platform.services import patients as patient_service
+from dct_platform.services.patient_status import Consent
 from tests.support.clients import token_for
 from tests.support.clock import TestClock
-from tests.support.world import World
+from tests.support.world import CONSENT, World
 
 # A package declares its own event and receiver in its own module, as this one does: the
 # core's registry takes both without any change to dct_platform/.
@@ -69,8 +70,9 @@ def _enrol(session: Session, world: World, now: datetime, number: str) -> Patien
     site = session.get(Site, world.berlin.id)
     assert coordinator is not None and site is not None
     return patient_service.enroll_patient(
-        session, coordinator, now, site=site, subject_number=number, timezone="Europe/Berlin"
-    )
+        session, coordinator, now, site=site, subject_number=number, timezone="Europe/Berlin",
+        consent=Consent(date(2026, 1, 5), "3.0"),
+    )  # fmt: skip
 
 
 def test_a_rolled_back_transaction_dispatches_nothing(
@@ -117,7 +119,12 @@ def test_a_committed_enrolment_is_delivered_once_after_commit(
     response = client.post(
         "/api/v1/patients",
         headers=headers,
-        json={"site_id": world.berlin.id, "subject_number": "B1-new", "timezone": "Europe/Berlin"},
+        json={
+            "site_id": world.berlin.id,
+            "subject_number": "B1-new",
+            "timezone": "Europe/Berlin",
+            **CONSENT,
+        },
     )
     assert response.status_code == 201, response.get_json()
     patient_id = response.get_json()["id"]

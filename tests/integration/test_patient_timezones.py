@@ -28,7 +28,7 @@ from dct_platform.services import patients as service
 from tests.support.clients import login, submit, token_for
 from tests.support.concurrency import all_at_once
 from tests.support.live_server import LiveServer
-from tests.support.world import World
+from tests.support.world import CONSENT, World
 
 BERLIN, NEW_YORK, TOKYO = "Europe/Berlin", "America/New_York", "Asia/Tokyo"
 
@@ -66,7 +66,12 @@ def test_enrolment_opens_the_first_period(app: Flask, client: FlaskClient, world
     enrolled = client.post(
         "/api/v1/patients",
         headers=headers,
-        json={"site_id": world.berlin.id, "subject_number": "B1-new", "timezone": "Asia/Kolkata"},
+        json={
+            "site_id": world.berlin.id,
+            "subject_number": "B1-new",
+            "timezone": "Asia/Kolkata",
+            **CONSENT,
+        },
     )
     assert enrolled.status_code == 201, enrolled.get_json()
     body = enrolled.get_json()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry, Patient, PatientIdentity
 from tests.support.clients import token_for
-from tests.support.world import World
+from tests.support.world import CONSENT, World
 
 
 def _snapshot(app: Flask, patient_id: int) -> tuple[tuple, tuple, int]:
@@ -91,8 +91,10 @@ def test_changing_out_of_scope_patient_changes_nothing(
     pid = world.patients[target].id
     before = _snapshot(app, pid)
     attempts = [
-        client.patch(
-            f"/api/v1/patients/{pid}", headers=headers, json={"status": "withdrawn", "reason": "x"}
+        client.post(
+            f"/api/v1/patients/{pid}/status",
+            headers=headers,
+            json={"status": "withdrawn", "effective_on": "2026-03-01", "reason": "x"},
         ),
         client.patch(
             f"/api/v1/patients/{pid}/identity",
@@ -120,7 +122,11 @@ def test_patient_may_change_own_preferences_but_not_status(
         f"/api/v1/patients/{pid}", headers=headers, json={"timezone": "America/Los_Angeles"}
     )
     assert ok.status_code == 200 and ok.get_json()["timezone"] == "America/Los_Angeles"
-    refused = client.patch(f"/api/v1/patients/{pid}", headers=headers, json={"status": "withdrawn"})
+    refused = client.post(
+        f"/api/v1/patients/{pid}/status",
+        headers=headers,
+        json={"status": "withdrawn", "effective_on": "2026-03-01", "reason": "I want out"},
+    )
     assert refused.status_code == 403
     with app.app_context():
         assert db.session.get(Patient, pid).status.value == "enrolled"
@@ -141,7 +147,12 @@ def test_enrolling_at_another_site_is_refused(
     response = client.post(
         "/api/v1/patients",
         headers=headers,
-        json={"site_id": world.tokyo.id, "subject_number": "T1-999", "timezone": "Asia/Tokyo"},
+        json={
+            "site_id": world.tokyo.id,
+            "subject_number": "T1-999",
+            "timezone": "Asia/Tokyo",
+            **CONSENT,
+        },
     )
     assert response.status_code == 404
     with app.app_context():
@@ -158,6 +169,7 @@ def test_enrolment_validates_and_reports_each_field(client: FlaskClient, world: 
             "subject_number": "B1-002",
             "timezone": "Mars/Olympus",
             "preferred_language": "!!",
+            **CONSENT,
         },
     )
     assert bad.status_code == 422
@@ -165,7 +177,12 @@ def test_enrolment_validates_and_reports_each_field(client: FlaskClient, world: 
     dup = client.post(
         "/api/v1/patients",
         headers=headers,
-        json={"site_id": world.berlin.id, "subject_number": "B1-anna", "timezone": "Europe/Berlin"},
+        json={
+            "site_id": world.berlin.id,
+            "subject_number": "B1-anna",
+            "timezone": "Europe/Berlin",
+            **CONSENT,
+        },
     )
     assert dup.status_code == 409
     ok = client.post(
@@ -175,6 +192,7 @@ def test_enrolment_validates_and_reports_each_field(client: FlaskClient, world: 
             "site_id": world.berlin.id,
             "subject_number": "B1-002",
             "timezone": "Europe/Berlin",
+            **CONSENT,
             "identity": {"given_name": "Max", "family_name": "Mustermann"},
         },
     )
@@ -184,9 +202,40 @@ def test_enrolment_validates_and_reports_each_field(client: FlaskClient, world: 
 def test_status_change_needs_reason(client: FlaskClient, world: World) -> None:
     headers = token_for(client, "coord_berlin", world.password)
     pid = world.patients["anna"].id
-    missing = client.patch(f"/api/v1/patients/{pid}", headers=headers, json={"status": "completed"})
+    url = f"/api/v1/patients/{pid}/status"
+    missing = client.post(url, headers=headers, json={"status": "completed"})
     assert missing.status_code == 422
-    assert missing.get_json()["details"]["fields"] == {"reason": ["required"]}
+    assert set(missing.get_json()["details"]["fields"]) == {"effective_on", "reason"}
+    blank = client.post(
+        url, headers=headers, json={"status": "completed", "effective_on": "2026-03-01",
+                                    "reason": "  "},
+    )  # fmt: skip
+    assert blank.status_code == 422
+    assert blank.get_json()["details"]["fields"] == {"reason": ["Say why the status changes."]}
+    old_way = client.patch(
+        f"/api/v1/patients/{pid}", headers=headers, json={"status": "completed", "reason": "x"}
+    )
+    assert old_way.status_code == 422
+    assert (
+        "POST /api/v1/patients/{id}/status" in old_way.get_json()["details"]["fields"]["status"][0]
+    )
+    backwards = client.post(
+        url, headers=headers, json={"status": "screening", "effective_on": "2026-03-01",
+                                    "reason": "typo"},
+    )  # fmt: skip
+    assert backwards.status_code == 409
+    assert backwards.get_json()["message"] == (
+        "A patient in Enrolled cannot move to Screening. Allowed: Withdrawn, Completed."
+    )
+    done = client.post(
+        url, headers=headers, json={"status": "completed", "effective_on": "2026-03-01",
+                                    "reason": "Last visit done"},
+    )  # fmt: skip
+    assert done.status_code == 200 and done.get_json()["status"] == "completed"
+    history = client.get(f"/api/v1/patients/{pid}/status-history", headers=headers).get_json()
+    assert [
+        (h["from_status"], h["to_status"], h["effective_on"], h["reason"]) for h in history
+    ] == [("enrolled", "completed", "2026-03-01", "Last visit done")]
 
 
 def test_users_api_is_for_admins(client: FlaskClient, world: World) -> None:

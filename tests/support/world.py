@@ -16,6 +16,8 @@ from dct_platform.services import patients as patient_service
 
 PASSWORD = "correct horse battery"
 SYSTEM = "test-fixture"
+# The informed consent an API enrolment records (a day in the past, the form's version).
+CONSENT = {"consent_date": "2026-01-05", "consent_version": "3.0"}
 
 
 @dataclass
