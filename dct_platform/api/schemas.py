@@ -163,6 +163,50 @@ class UserAccessSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
+class UserQuerySchema(Schema):
+    q = fields.String(
+        validate=validate.Length(max=100),
+        metadata=doc("Part of the username, or of a staff member's name", "coord"),
+    )
+    role = RoleName(metadata=doc("Only accounts of this role", "site_staff"))
+    site_id = Id(from_text=True, metadata=doc("Only accounts that belong to this site"))
+
+
+class LockoutSchema(Schema):
+    failures = fields.Integer(metadata=doc("Failed sign-in attempts counted"))
+    slowed_until = UtcDateTime(
+        allow_none=True, **_tz, metadata=doc("No attempt is let through before this time")
+    )
+    blocked_addresses = fields.Integer(metadata=doc("Addresses refused for this account"))
+
+
+class UserDetailSchema(UserSchema):
+    lockout = fields.Nested(
+        LockoutSchema,
+        allow_none=True,
+        metadata=doc("How sign-in is held back now; null when it is not"),
+    )
+    unlocked_at = UtcDateTime(
+        allow_none=True, **_tz, metadata=doc("When an administrator last lifted a lockout")
+    )
+    last_login_at = UtcDateTime(allow_none=True, **_tz)
+
+
+class ReasonSchema(Schema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata=doc(REASON_DOC, "The user called and was identified"),
+    )
+
+
+class TemporaryPasswordSchema(Schema):
+    username = fields.String(required=True)
+    temporary_password = fields.String(
+        required=True, metadata=doc("Shown once; its owner must replace it at first sign-in")
+    )
+
+
 class TokenSchema(Schema):
     access_token = fields.String(
         required=True,

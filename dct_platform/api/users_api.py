@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask.views import MethodView
@@ -7,13 +8,22 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from dct_platform import policy
-from dct_platform.api.schemas import UserAccessSchema, UserCreateSchema, UserSchema
-from dct_platform.auth import api_actor
+from dct_platform.api.schemas import (
+    ReasonSchema,
+    TemporaryPasswordSchema,
+    UserAccessSchema,
+    UserCreateSchema,
+    UserDetailSchema,
+    UserQuerySchema,
+    UserSchema,
+)
+from dct_platform.auth import api_actor, throttle_policy
 from dct_platform.errors import ValidationFailed
 from dct_platform.extensions import db
 from dct_platform.models import Site, Trial, User
-from dct_platform.models.users import with_access
 from dct_platform.roles import Role
+from dct_platform.services import accounts
+from dct_platform.services.account_lists import AccountCriteria, find_accounts
 from dct_platform.services.accounts import create_user, set_access
 from dct_platform.timeutil import utcnow
 
@@ -40,22 +50,32 @@ def _all(model: type, ids: list[int], field: str) -> list[Any]:
 
 @blp.route("/users")
 class Users(MethodView):
+    @blp.arguments(UserQuerySchema, location="query")
     @blp.response(200, UserSchema(many=True))
-    def get(self) -> list[User]:
-        """All accounts (administrators only)."""
+    @blp.alt_response(403, description="Administrators only (`forbidden`)")
+    @blp.paginate()
+    def get(self, args: dict[str, Any], pagination_parameters: Any) -> list[User]:
+        """Accounts, found as on the administrator's account page (administrators only)."""
         actor = api_actor()
         policy.require_role(actor, Role.ADMIN)
-        return list(
-            db.session.scalars(
-                select(User)
-                .where(policy.visible(actor, User))
-                .order_by(User.username)
-                .options(*with_access())
-            ).unique()
+        found = find_accounts(
+            db.session,
+            actor,
+            AccountCriteria(
+                q=args.get("q", ""),
+                role=args.get("role"),
+                site_id=args.get("site_id"),
+                page=pagination_parameters.page,
+                page_size=pagination_parameters.page_size,
+            ),
         )
+        pagination_parameters.item_count = found.total
+        return found.users
 
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
+    @blp.alt_response(403, description="Administrators only (`forbidden`)")
+    @blp.alt_response(409, description="The username is taken (`conflict`)")
     def post(self, body: dict[str, Any]) -> User:
         """Create an account (administrators only). The password given is temporary: its
         owner must change it (POST /api/v1/auth/password) before getting a token."""
@@ -99,3 +119,78 @@ class UserAccess(MethodView):
             reason=body["reason"],
         )
         return user
+
+
+def _admin_and_user(user_id: int) -> tuple[User, User]:
+    actor = api_actor()
+    policy.require_role(actor, Role.ADMIN)
+    return actor, policy.get_visible(db.session, actor, User, user_id)
+
+
+@dataclass(frozen=True)
+class _Detail:
+    user: User
+    lockout: accounts.Lockout | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.user, name)
+
+
+def _detail(user: User) -> _Detail:
+    lockouts = accounts.lockouts(db.session, [user], utcnow(), throttle_policy())
+    return _Detail(user, lockouts.get(user.id))
+
+
+ADMINS_ONLY = "Administrators only (`forbidden`)"
+
+
+@blp.route("/users/<int:user_id>")
+class UserDetail(MethodView):
+    @blp.response(200, UserDetailSchema)
+    @blp.alt_response(403, description=ADMINS_ONLY)
+    @blp.alt_response(404, description="No such account")
+    def get(self, user_id: int) -> _Detail:
+        """One account, with its sign-in lockout (administrators only)."""
+        return _detail(_admin_and_user(user_id)[1])
+
+
+@blp.route("/users/<int:user_id>/<any(disable, enable):action>")
+class UserEnabled(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, UserDetailSchema)
+    @blp.alt_response(403, description=ADMINS_ONLY)
+    @blp.alt_response(404, description="No such account")
+    @blp.alt_response(409, description="Administrators cannot disable themselves (`conflict`)")
+    def post(self, body: dict[str, Any], user_id: int, action: str) -> _Detail:
+        """Disable an account (its sessions and tokens end at once) or enable it again."""
+        actor, user = _admin_and_user(user_id)
+        accounts.set_enabled(db.session, actor, utcnow(), user, action == "enable", body["reason"])
+        return _detail(user)
+
+
+@blp.route("/users/<int:user_id>/unlock")
+class UserUnlock(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, UserDetailSchema)
+    @blp.alt_response(403, description=ADMINS_ONLY)
+    @blp.alt_response(404, description="No such account")
+    def post(self, body: dict[str, Any], user_id: int) -> _Detail:
+        """Lift the account's sign-in lockout, from every address."""
+        actor, user = _admin_and_user(user_id)
+        accounts.unlock(db.session, actor, utcnow(), user, body["reason"])
+        return _detail(user)
+
+
+@blp.route("/users/<int:user_id>/password-reset")
+class UserPasswordReset(MethodView):
+    @blp.arguments(ReasonSchema)
+    @blp.response(201, TemporaryPasswordSchema)
+    @blp.alt_response(403, description=ADMINS_ONLY)
+    @blp.alt_response(404, description="No such account")
+    @blp.alt_response(409, description="Administrators change their own password (`conflict`)")
+    def post(self, body: dict[str, Any], user_id: int) -> dict[str, str]:
+        """Issue a temporary password (answered once); every session of the account ends
+        and its owner must choose a new password at the next sign-in."""
+        actor, user = _admin_and_user(user_id)
+        password = accounts.reset_password(db.session, actor, utcnow(), user, body["reason"])
+        return {"username": user.username, "temporary_password": password}

@@ -242,6 +242,9 @@ def reset_password(session: Session, actor: User, now: datetime, user: User, rea
         raise ValidationFailed(
             "Say why the password is reset.", {"fields": {"reason": ["required"]}}
         )
+    if user.id == actor.id:
+        # Would sign the administrator out everywhere with a password shown on screen.
+        raise Conflict("Change your own password on the password page, not with a reset.")
     password = temporary_password()
     with audit.acting(session, actor, now, reason, what=f"Reset password of {user.username}"):
         _replace_password(session, user, now, password, must_change=True)
@@ -256,10 +259,13 @@ def set_enabled(
         raise ValidationFailed("Say why.", {"fields": {"reason": ["required"]}})
     if user.id == actor.id and not enabled:
         raise Conflict("You cannot disable your own account.")
+    if user.is_enabled == enabled:
+        return  # already so: nothing to record, and nobody's sessions end
     what = f"{'Enable' if enabled else 'Disable'} account {user.username}"
     with audit.acting(session, actor, now, reason, what=what):
         user.is_enabled = enabled
-        _end_sessions(session, user, now)
+        if not enabled:
+            _end_sessions(session, user, now)
 
 
 def set_access(

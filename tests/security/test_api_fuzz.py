@@ -57,11 +57,16 @@ ADMIN_ONLY = [
     ("GET", "/api/v1/users"),
     ("POST", "/api/v1/users"),
     ("PUT", "/api/v1/users/{user_id}/access"),
+    ("GET", "/api/v1/users/{user_id}"),
+    ("POST", "/api/v1/users/{user_id}/{action}"),
+    ("POST", "/api/v1/users/{user_id}/unlock"),
+    ("POST", "/api/v1/users/{user_id}/password-reset"),
     ("GET", "/api/v1/audit/entries"),
     ("GET", "/api/v1/audit/verify"),
 ]
 
-CALLERS = [("admin", NEVER), ("coord_berlin", NEVER + PUBLIC + ADMIN_ONLY)]
+# The coordinator first: the administrator's run resets, disables and unlocks accounts.
+CALLERS = [("coord_berlin", NEVER + PUBLIC + ADMIN_ONLY), ("admin", NEVER)]
 
 
 def _schema(app: Flask, headers: dict[str, str], skipped: list[tuple[str, str]]) -> Any:
