@@ -52,6 +52,8 @@ class ReadableAction:
     reason: str | None
     sealed: bool
     records: list[RecordChange] = field(default_factory=list)
+    # The action's first entry: orders actions recorded in the same instant.
+    first_entry_id: int = 0
 
     def when(self, tz_name: str) -> str:
         return format_local(self.occurred_at, tz_name)
@@ -139,6 +141,8 @@ def _value(model: type | None, key: str, value: str | None, names: _Names, tz_na
                 return value
     if target := _target_table(model, key):
         return names.name(target, value) or f"#{value}"
+    if value in ("{}", "[]"):
+        return ""
     if value in ("true", "false"):
         return "yes" if value == "true" else "no"
     if column is not None and hasattr(column.type, "enums"):
@@ -190,6 +194,7 @@ def read_actions(
                 summary=row.summary if row else f"{VERB[e['action']].capitalize()} records",
                 reason=e["reason"],
                 sealed=True,
+                first_entry_id=e["id"],
             )
         action.sealed = action.sealed and e["seq"] is not None
         model = models.get(e["table_name"])
@@ -203,14 +208,15 @@ def read_actions(
             action.records.append(record)
         hidden = getattr(model, "__audit_hidden__", frozenset())
         if e["field"] and e["field"] not in hidden:
-            record.fields.append(
-                FieldChange(
-                    field_label(model, e["field"]),
-                    _value(model, e["field"], e["old_value"], names, tz_name),
-                    _value(model, e["field"], e["new_value"], names, tz_name),
-                )
+            change = FieldChange(
+                field_label(model, e["field"]),
+                _value(model, e["field"], e["old_value"], names, tz_name),
+                _value(model, e["field"], e["new_value"], names, tz_name),
             )
-    return sorted(actions.values(), key=lambda a: a.occurred_at, reverse=True)
+            # A new record's empty fields say nothing.
+            if change.old or change.new or record.change == VERB["update"]:
+                record.fields.append(change)
+    return sorted(actions.values(), key=lambda a: (a.occurred_at, a.first_entry_id), reverse=True)
 
 
 CSV_COLUMNS = (

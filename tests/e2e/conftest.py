@@ -2,7 +2,11 @@
 
 One Chromium per test session; per test a fresh database (the `app` fixture), a live
 server for it, and a fresh browser context (cookies, storage). Every test leaves a
-screenshot in test-artifacts/ for inspection.
+screenshot in test-artifacts/ for inspection; test_accessibility.py also leaves one of every
+page each role reaches, at phone and desktop size, in tests/e2e/screenshots/.
+
+`make chromium` (scripts/install-chromium.sh) installs what these tests need: Debian's
+Chromium, its CJK fonts, and axe-core from the npm registry.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from tests.support.live_server import LiveServer
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+# Every role's pages at both sizes, named by role, page and size, to look at (git-ignored).
+SCREENSHOTS = E2E_DIR / "screenshots"
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -39,6 +45,12 @@ def artifact_path(node: pytest.Item, suffix: str = "") -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / f"{name}{'-' + suffix if suffix else ''}.png"
+
+
+def screenshot_path(role: str, page_name: str, viewport: dict[str, int]) -> Path:
+    """tests/e2e/screenshots/<role>--<page>--<width>x<height>.png"""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS / f"{role}--{page_name}--{viewport['width']}x{viewport['height']}.png"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ ROLE_HOMES = {
     "patient": "/portal/",
     "nurse": "/nurse",
     "site_staff": "/site",
-    "investigator": "/site",
+    "investigator": "/investigator",
     "supply_manager": "/supply",
     "trial_manager": "/trial",
     "admin": "/admin",
@@ -36,3 +36,24 @@ def sign_in(page: Page, username: str, password: str) -> Response:
         page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
     return answer.value
+
+
+# The links a signed-in person has on every page besides the main navigation.
+TOPBAR_PAGES = ("/account/password",)
+
+
+def reachable_pages(page: Page, home: str) -> list[str]:
+    """The pages a signed-in person reaches from their home page: the home itself, every
+    main-navigation link, the topbar's own page (password), and the first other page the
+    home page links to (the first patient or account it lists), as paths in visiting order."""
+    page.goto(home)
+    found = [home]
+    nav = page.locator("nav.mainnav a").evaluate_all("links => links.map(a => a.pathname)")
+    found += [path for path in [*nav, *TOPBAR_PAGES] if path not in found]
+    # Links of this site only (not tel: or mailto:), and no downloads.
+    in_main = page.locator("main a").evaluate_all(
+        "links => links.filter(a => a.origin === location.origin && !a.hasAttribute('download'))"
+        ".map(a => a.pathname)"
+    )
+    found += [path for path in in_main if path not in found][:1]
+    return found

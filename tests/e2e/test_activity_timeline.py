@@ -21,9 +21,12 @@ def test_enrolment_and_transfer_appear_on_the_right_sites(
     page: Page, browser: Browser, live_server: LiveServer, world: World, snapshot: object
 ) -> None:
     sign_in(page, "coord_berlin", world.password)
-    page.get_by_role("link", name="Enrol a patient").click()
+    # The main navigation's link: the patient list has a link of the same name.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Enrol a patient").click()
     page.get_by_label("Subject number").fill("B1-300")
     page.get_by_label("Status").select_option("enrolled")
+    page.get_by_label("Consent signed on").fill("2026-03-01")
+    page.get_by_label("Consent form version").fill("v2.0")
     page.get_by_label("Given name").fill("Greta")
     page.get_by_label("Family name").fill("Neumann")
     page.get_by_label("Open a portal account").uncheck()

@@ -21,12 +21,15 @@ def test_enrolment_to_first_sign_in_on_a_phone(
     page: Page, phone_page: Page, live_server: LiveServer, world: World
 ) -> None:
     sign_in(page, "coord_berlin", world.password)
-    page.get_by_role("link", name="Enrol a patient").click()
+    # The main navigation's link: the patient list has a link of the same name.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Enrol a patient").click()
     expect(page).to_have_url(url_is(live_server.url, "/site/patients/new"))
     assert page.evaluate(UNLABELLED_CONTROLS) == []
     expect(page.get_by_label("Patient's time zone")).to_have_value("Europe/Berlin")
     page.get_by_label("Subject number").fill("B1-200")
     page.get_by_label("Status").select_option("enrolled")
+    page.get_by_label("Consent signed on").fill("2026-03-01")
+    page.get_by_label("Consent form version").fill("v2.0")
     page.get_by_label("Language").select_option("de")
     page.get_by_label("Given name").fill("Greta")
     page.get_by_label("Family name").fill("Neumann")

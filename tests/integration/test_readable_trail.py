@@ -75,6 +75,9 @@ def test_administrators_read_one_entry_per_action_across_pages(app: Flask, world
         == stored
     ), "every action exactly once, who and when as stored, in the reader's zone"
 
+    # Newest first, also among the world's actions, all recorded in the same instant.
+    assert shown[0].summary.startswith("Transfer patient")
+    assert shown[-1].summary == "Create sponsor Acme Pharma"
     transfer = next(a for a in shown if a.summary.startswith("Transfer patient"))
     assert transfer.summary == "Transfer patient T1-kenji to site B1"
     assert transfer.reason == "moved to Berlin for work"

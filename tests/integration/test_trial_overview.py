@@ -36,7 +36,7 @@ def test_the_overview_shows_totals_and_enrolment_against_each_target(
     html = client.get("/trial").get_data(as_text=True)
     text = _text(html)
     totals = _text(html.split('data-testid="trial-totals"')[1].split("</dl>")[0])
-    assert "Enrolled 2 of 4" in totals and "Screening 0" in totals
+    assert "Enrolled to date 2 of 4" in totals and "Screening 0" in totals
     berlin_card = _text(html.split('data-testid="site-B1"')[1].split("</li>")[0])
     assert "Enrolled 1 of 4 (25%)" in berlin_card
     assert "Principal investigator: Pi_Berlin" in berlin_card
