@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select, tuple_
 from sqlalchemy.orm import Mapper, Session
 
 from dct_platform.audit import PERSONAL_DATA_SHOWN_AS, REDACTED
-from dct_platform.models import AuditAction, AuditEntry
+from dct_platform.models import AuditAction, AuditEntry, Patient
 from dct_platform.models.mixins import Audited
+from dct_platform.services.patients import patient_record_keys
 from dct_platform.timeutil import UTCDateTime, format_local
 
 VERB = {"create": "added", "update": "changed", "delete": "removed"}
@@ -255,6 +256,42 @@ def _safe_cell(value: str) -> str:
     # A cell starting with = + - @ is run as a formula by spreadsheet programs (CSV
     # injection): a reason typed as "=HYPERLINK(...)" must stay text.
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@dataclass(frozen=True)
+class TrailQuery:
+    """Which entries a reader asks for; the admin page and the API ask the same way."""
+
+    table: str = ""
+    record: str = ""
+    who: str = ""
+    subject: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def trail_conditions(session: Session, query: TrailQuery) -> list[Any]:
+    found: list[Any] = []
+    if query.table:
+        found.append(AuditEntry.table_name == query.table)
+    if query.record:
+        found.append(AuditEntry.record_id == query.record)
+    if query.who:
+        found.append(AuditEntry.actor_name == query.who)
+    if query.subject:
+        # A subject number is unique within a trial, not across trials: all of them.
+        ids = list(
+            session.scalars(select(Patient.id).where(Patient.subject_number == query.subject))
+        )
+        keys = patient_record_keys(session, ids) if ids else []
+        found.append(
+            tuple_(AuditEntry.table_name, AuditEntry.record_id).in_(keys) if keys else false()
+        )
+    if query.since is not None:
+        found.append(AuditEntry.occurred_at >= query.since)
+    if query.until is not None:
+        found.append(AuditEntry.occurred_at < query.until)
+    return found
 
 
 @dataclass(frozen=True)

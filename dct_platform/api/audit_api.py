@@ -11,6 +11,7 @@ from dct_platform import policy
 from dct_platform.api.schemas import AuditEntrySchema, AuditQuerySchema, AuditVerificationSchema
 from dct_platform.audit import VerificationResult, masked_for_oversight, verify_chain
 from dct_platform.audit_anchor import CheckpointStore
+from dct_platform.audit_reading import TrailQuery, trail_conditions
 from dct_platform.auth import api_actor
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry
@@ -28,11 +29,16 @@ class AuditEntries(MethodView):
     def get(self, args: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
         """Audit entries, newest first (administrators only; personal data values hidden)."""
         policy.require_role(api_actor(), Role.ADMIN)
-        query = select(AuditEntry)
-        if "table" in args:
-            query = query.where(AuditEntry.table_name == args["table"])
-        if "record_id" in args:
-            query = query.where(AuditEntry.record_id == args["record_id"])
+        wanted = TrailQuery(
+            table=args.get("table", ""),
+            record=args.get("record_id", ""),
+            who=args.get("actor", ""),
+            subject=args.get("subject", ""),
+            since=args.get("since"),
+            until=args.get("until"),
+        )
+        # The same conditions as the administrator's audit page.
+        query = select(AuditEntry).where(*trail_conditions(db.session, wanted))
         pagination_parameters.item_count = (
             db.session.scalar(select(db.func.count()).select_from(query.subquery())) or 0
         )

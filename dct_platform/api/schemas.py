@@ -536,8 +536,23 @@ class TimezonePeriodSchema(Schema):
 
 
 class AuditQuerySchema(Schema):
-    table = fields.String(metadata=doc("Only entries of this table", "patients"))
-    record_id = fields.String(metadata=doc("Only entries of this record (with `table`)", "12"))
+    table = fields.String(
+        validate=validate.Length(max=100), metadata=doc("Only entries of this table", "patients")
+    )
+    record_id = fields.String(
+        validate=validate.Length(max=100),
+        metadata=doc("Only entries of this record (with `table`)", "12"),
+    )
+    actor = fields.String(
+        validate=validate.Length(max=120),
+        metadata=doc("Only entries of this username (or system:<job>)", "coord_berlin"),
+    )
+    subject = fields.String(
+        validate=validate.Length(max=32),
+        metadata=doc("Only entries of this patient's records, by subject number", "B1-001"),
+    )
+    since = InputDateTime(metadata=doc("Only entries at or after this time (with offset)"))
+    until = InputDateTime(metadata=doc("Only entries before this time (with offset)"))
 
 
 class AuditEntrySchema(Schema):

@@ -18,6 +18,7 @@ from dct_platform.models import (
     Patient,
     PatientIdentity,
     PatientSiteAssignment,
+    PatientStatusChange,
     PatientTimezonePeriod,
     Site,
     User,
@@ -427,11 +428,23 @@ def timezone_history(session: Session, patient: Patient) -> list[PatientTimezone
     )
 
 
+def patient_record_keys(session: Session, patient_ids: list[int]) -> list[tuple[str, str]]:
+    """The (table, record id) of everything that is part of these patients' story in the
+    trail: subject record, personal data, site assignments, time zones, status changes."""
+    keys = [
+        (table, str(pid)) for pid in patient_ids for table in ("patients", "patient_identities")
+    ]
+    for model in (PatientSiteAssignment, PatientTimezonePeriod, PatientStatusChange):
+        keys += [
+            (model.__tablename__, str(record_id))
+            for record_id in session.scalars(
+                select(model.id).where(model.patient_id.in_(patient_ids))
+            )
+        ]
+    return keys
+
+
 def record_history(session: Session, actor: User, patient: Patient) -> list[AuditEntry]:
-    """The audit trail of a patient's subject record, personal data, site assignments and
-    time-zone periods."""
+    """The audit trail of a patient's records (see `patient_record_keys`)."""
     policy.authorize(actor, Action.VIEW_IDENTITY, patient)
-    records = [("patients", str(patient.id)), ("patient_identities", str(patient.id))]
-    records += [("patient_site_assignments", str(a.id)) for a in site_history(session, patient)]
-    records += [("patient_timezone_periods", str(p.id)) for p in timezone_history(session, patient)]
-    return audit.history(session, records)
+    return audit.history(session, patient_record_keys(session, [patient.id]))

@@ -13,7 +13,14 @@ from werkzeug.wrappers import Response
 
 from dct_platform.audit import masked_for_oversight, verify_chain
 from dct_platform.audit_anchor import CheckpointStore
-from dct_platform.audit_reading import actions_csv, read_actions, record_type_label, trail_page
+from dct_platform.audit_reading import (
+    TrailQuery,
+    actions_csv,
+    read_actions,
+    record_type_label,
+    trail_conditions,
+    trail_page,
+)
 from dct_platform.errors import ValidationFailed
 from dct_platform.extensions import db
 from dct_platform.jobs import AUDIT_INTACT, AUDIT_JOB
@@ -35,6 +42,7 @@ class TrailFilter:
     table: str = ""
     record: str = ""
     who: str = ""
+    subject: str = ""
     start: date | None = None
     end: date | None = None
     errors: tuple[str, ...] = ()
@@ -56,31 +64,31 @@ class TrailFilter:
             table=args.get("table", "").strip()[:100],
             record=args.get("record", "").strip()[:100],
             who=args.get("who", "").strip().lower()[:120],
+            subject=args.get("subject", "").strip()[:32],
             start=dates["from"],
             end=dates["to"],
             errors=tuple(errors),
         )
 
-    def conditions(self, tz_name: str) -> list[Any]:
-        found: list[Any] = []
-        if self.table:
-            found.append(AuditEntry.table_name == self.table)
-        if self.record:
-            found.append(AuditEntry.record_id == self.record)
-        if self.who:
-            found.append(AuditEntry.actor_name == self.who)
-        if self.start and not self.errors:
-            found.append(AuditEntry.occurred_at >= local_to_utc(self.start, time(0), tz_name))
-        if self.end and not self.errors:
-            day_after = self.end + timedelta(days=1)
-            found.append(AuditEntry.occurred_at < local_to_utc(day_after, time(0), tz_name))
-        return found
+    def query(self, tz_name: str) -> TrailQuery:
+        """The days are the reader's days: from midnight of the first to midnight after
+        the last, in the reader's zone."""
+        until = self.end + timedelta(days=1) if self.end else None
+        return TrailQuery(
+            table=self.table,
+            record=self.record,
+            who=self.who,
+            subject=self.subject,
+            since=local_to_utc(self.start, time(0), tz_name) if self.start else None,
+            until=local_to_utc(until, time(0), tz_name) if until else None,
+        )
 
     def args(self) -> dict[str, str]:
         values = {
             "table": self.table,
             "record": self.record,
             "who": self.who,
+            "subject": self.subject,
             "from": self.start.isoformat() if self.start else "",
             "to": self.end.isoformat() if self.end else "",
         }
@@ -95,7 +103,8 @@ EXPORT_LIMIT = 20_000
 def _trail_context() -> tuple[TrailFilter, list[Any], str]:
     trail_filter = TrailFilter.from_args(request.args)
     tz_name = current_user.timezone
-    return trail_filter, trail_filter.conditions(tz_name), tz_name
+    conditions = trail_conditions(db.session, trail_filter.query(tz_name))
+    return trail_filter, conditions, tz_name
 
 
 def _record_types() -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from dct_platform.extensions import db
 from dct_platform.models import AuditAction, AuditEntry, Patient, Site, User
 from dct_platform.services import patients as service
 from dct_platform.timeutil import format_local, utcnow
-from tests.support.clients import login
+from tests.support.clients import login, token_for
 from tests.support.trail_html import ShownAction, shown_actions
 from tests.support.world import World
 
@@ -118,6 +118,13 @@ def test_the_trail_is_filtered_by_record_person_and_days(app: Flask, world: Worl
         "Transfer patient T1-kenji to site B1",
         "Enrol patient T1-kenji",
     ]
+    by_subject = _walk(client, "/admin/audit?subject=T1-kenji")
+    assert [a.summary for a in by_subject] == [
+        "Transfer patient T1-kenji to site B1",
+        "Enrol patient T1-kenji",
+    ]
+    nobody = client.get("/admin/audit?subject=nobody").get_data(as_text=True)
+    assert shown_actions(nobody) == [] and "No action matches this filter." in nobody
     by_coordinator = _walk(client, "/admin/audit?who=coord_tokyo")
     assert [a.summary for a in by_coordinator] == ["Transfer patient T1-kenji to site B1"]
     nothing_yet = client.get("/admin/audit?from=2999-01-01")
@@ -171,3 +178,23 @@ def test_an_inspector_takes_the_filtered_trail_as_csv_or_on_paper(app: Flask, wo
     staff = app.test_client()
     login(staff, "coord_berlin", world.password)
     assert staff.get("/admin/audit.csv").status_code == 403
+
+
+def test_the_api_filters_the_trail_as_the_page_does(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    _transfer_kenji(app, world, "moved")
+    admin = token_for(client, "admin", world.password)
+    entries = client.get(
+        "/api/v1/audit/entries?subject=T1-kenji&actor=coord_tokyo&page_size=100", headers=admin
+    ).get_json()
+    assert entries and {e["actor_name"] for e in entries} == {"coord_tokyo"}
+    assert {e["table_name"] for e in entries} <= {
+        "patients", "patient_site_assignments", "patient_timezone_periods",
+    }  # fmt: skip
+    later = client.get(
+        "/api/v1/audit/entries?since=2999-01-01T00:00:00%2B00:00", headers=admin
+    ).get_json()
+    assert later == []
+    naive = client.get("/api/v1/audit/entries?since=2026-01-01T00:00:00", headers=admin)
+    assert naive.status_code == 422
