@@ -45,6 +45,7 @@ chromium:
 test: install-test chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: install-test

@@ -54,6 +54,8 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     # Packages have declared their roles by now; the OpenAPI document lists them all.
     document_roles(app.extensions["dct_openapi"].spec.components.schemas)
 
+    # Wrapping the bound wsgi_app is how Flask documents adding WSGI middleware; mypy only
+    # sees a method being replaced.
     if proxies := app.config["TRUSTED_PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     app.wsgi_app = FreshContextPerRequest(app.wsgi_app)  # type: ignore[method-assign]

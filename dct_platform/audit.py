@@ -153,13 +153,13 @@ def _record_id(obj: Any) -> str:
     return "/".join(str(v) for v in mapper.primary_key_from_instance(obj))
 
 
-def _columns(obj: Any) -> list[str]:
+def _columns(obj: Audited) -> list[str]:
     cls = type(obj)
     skip = cls.__audit_exclude__
     return [a.key for a in inspect(obj).mapper.column_attrs if a.key not in skip]
 
 
-def _shown(cls: type, key: str, value: Any) -> str | None:
+def _shown(cls: type[Audited], key: str, value: Any) -> str | None:
     if value is not None and key in cls.__audit_redact__:
         return REDACTED
     return _serialise(value)
@@ -168,7 +168,7 @@ def _shown(cls: type, key: str, value: Any) -> str | None:
 def _changes(session: Session) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
-    def add(obj: Any, action: str, key: str, old: Any, new: Any) -> None:
+    def add(obj: Audited, action: str, key: str, old: Any, new: Any) -> None:
         rows.append(
             {
                 "action": action,
@@ -255,7 +255,7 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
         raise AuditContextMissing(f"changes to {tables} flushed outside audit.acting(...)")
     conn = session.connection()
     if ctx.action_id is None:
-        ctx.action_id = conn.execute(
+        inserted = conn.execute(
             insert(AuditAction).values(
                 occurred_at=ctx.now,
                 actor_id=ctx.actor_id,
@@ -263,7 +263,9 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
                 summary=_summary(ctx, rows),
                 reason=ctx.reason,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None  # a single-row INSERT always reports its key
+        ctx.action_id = inserted[0]
     for row in rows:
         row.update(
             action_id=ctx.action_id,

@@ -21,6 +21,7 @@ from sqlalchemy import false, or_, select, tuple_
 from sqlalchemy.orm import Mapper, Session
 
 from dct_platform.audit import PERSONAL_DATA_SHOWN_AS, REDACTED
+from dct_platform.extensions import Base
 from dct_platform.models import AuditAction, AuditEntry, Patient
 from dct_platform.models.mixins import Audited
 from dct_platform.services.patients import patient_record_keys
@@ -60,7 +61,7 @@ class ReadableAction:
         return format_local(self.occurred_at, tz_name)
 
 
-def _audited_models() -> dict[str, type[Audited]]:
+def _audited_models() -> dict[str, type[Any]]:
     return {
         m.class_.__tablename__: m.class_
         for m in AuditEntry.registry.mappers
@@ -73,11 +74,11 @@ def _humanise(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def _mapper(model: type) -> Mapper[Any]:
-    return model.__mapper__  # type: ignore[attr-defined,no-any-return]
+def _mapper(model: type[Base]) -> Mapper[Any]:
+    return model.__mapper__
 
 
-def field_label(model: type | None, key: str) -> str:
+def field_label(model: type[Base] | None, key: str) -> str:
     if model is not None and key in _mapper(model).columns:
         label = _mapper(model).columns[key].info.get("label")
         if label:
@@ -99,7 +100,7 @@ def _noun(model: type | None, table: str) -> str:
 class _Names:
     """Looks up, once per page, what people call the records an action touched or named."""
 
-    def __init__(self, session: Session, models: Mapping[str, type[Audited]]) -> None:
+    def __init__(self, session: Session, models: Mapping[str, type[Any]]) -> None:
         self.session = session
         self.models = models
         self.wanted: dict[str, set[int]] = defaultdict(set)
@@ -119,14 +120,16 @@ class _Names:
         return self.found.get(table, {}).get(int(record_id))
 
 
-def _target_table(model: type | None, key: str) -> str | None:
+def _target_table(model: type[Base] | None, key: str) -> str | None:
     if model is None or key not in _mapper(model).columns:
         return None
     keys = list(_mapper(model).columns[key].foreign_keys)
     return keys[0].column.table.name if len(keys) == 1 else None
 
 
-def _value(model: type | None, key: str, value: str | None, names: _Names, tz_name: str) -> str:
+def _value(
+    model: type[Base] | None, key: str, value: str | None, names: _Names, tz_name: str
+) -> str:
     if value is None:
         return ""
     if value in (PERSONAL_DATA_SHOWN_AS, REDACTED):
@@ -159,17 +162,17 @@ def read_actions(
     session: Session, entries: Iterable[Mapping[str, Any] | AuditEntry], tz_name: str
 ) -> list[ReadableAction]:
     """Group entries (stored entries, or their rows as dicts) into actions, newest first."""
-    entries = [e if isinstance(e, Mapping) else entry_row(e) for e in entries]
+    rows: list[Mapping[str, Any]] = [e if isinstance(e, Mapping) else entry_row(e) for e in entries]
     models = _audited_models()
     names = _Names(session, models)
-    for e in entries:
+    for e in rows:
         model = models.get(e["table_name"])
         names.want(e["table_name"], e["record_id"])
         if target := _target_table(model, e["field"] or ""):
             names.want(target, e["old_value"])
             names.want(target, e["new_value"])
     names.resolve()
-    action_ids = {e["action_id"] for e in entries if e["action_id"] is not None}
+    action_ids = {e["action_id"] for e in rows if e["action_id"] is not None}
     stored = {
         a.id: a
         for a in (
@@ -181,7 +184,7 @@ def read_actions(
 
     actions: dict[object, ReadableAction] = {}
     records: dict[tuple[object, str, str], RecordChange] = {}
-    for e in sorted(entries, key=lambda row: row["id"]):
+    for e in sorted(rows, key=lambda row: row["id"]):
         # Entries written before actions existed are grouped by who, when and why.
         key = e["action_id"] or ("entry", e["occurred_at"], e["actor_name"], e["reason"])
         action = actions.get(key)
@@ -207,7 +210,7 @@ def read_actions(
                 f"{_noun(model, e['table_name'])} {named}", VERB[e["action"]]
             )
             action.records.append(record)
-        hidden = getattr(model, "__audit_hidden__", frozenset())
+        hidden: frozenset[str] = getattr(model, "__audit_hidden__", frozenset())
         if e["field"] and e["field"] not in hidden:
             change = FieldChange(
                 field_label(model, e["field"]),

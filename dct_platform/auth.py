@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, current_app, g, request
 from flask import session as flask_session
 from flask_babel import lazy_gettext as _l
@@ -39,7 +41,7 @@ def _load_user(session_id: str) -> User | None:
         return None
     # ...and the session must still be open on the server: signing out ends it for good,
     # even for a copy of the cookie.
-    user = session_user(db.session, user_id, flask_session.get(WEB_SESSION_KEY))
+    user = session_user(db.session(), user_id, flask_session.get(WEB_SESSION_KEY))
     if user is None or user.session_version != version or not user.is_enabled:
         return None
     return user
@@ -61,11 +63,11 @@ def api_actor() -> User:
     """The user behind the request's bearer token; 401 without a valid one, 403 while the
     account's password is a temporary one that someone else chose."""
     if "api_actor" in g:
-        return g.api_actor
+        return cast(User, g.api_actor)
     token = bearer_token()
     if token is None:
         raise Unauthorized("Send a bearer token: Authorization: Bearer <token>.")
-    user = resolve_token(db.session, token, utcnow())
+    user = resolve_token(db.session(), token, utcnow())
     if user is None:
         raise Unauthorized("The bearer token is invalid, expired or revoked.")
     if user.must_change_password:

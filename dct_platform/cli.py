@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, cast
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo
+
+if TYPE_CHECKING:
+    from werkzeug.local import LocalProxy
 
 dct_group = AppGroup("dct", help="DCT platform administration.")
 db_group = AppGroup("db", help="Database schema migrations.")
@@ -17,13 +21,21 @@ dct_group.add_command(db_group)
 dct_group.add_command(audit_group)
 
 
+def _app() -> Flask:
+    """The app behind `current_app`, for code that is handed the app itself.
+
+    Flask types `current_app` as the app it stands for rather than as the LocalProxy it is,
+    hence the cast to reach the proxy's accessor."""
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
+
+
 @db_group.command("upgrade")
 @click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Migrate the database to REVISION (default: the newest of the core and every package)."""
     from dct_platform.migrate import upgrade
 
-    upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+    upgrade(_app(), revision)
     click.echo(f"database at {revision}: {_safe_url()}")
 
 
@@ -36,7 +48,7 @@ def db_revision(message: str, package: str | None) -> None:
     """Write a new migration from the difference between the models and the database."""
     from dct_platform.migrate import revision
 
-    revision(current_app._get_current_object(), message, package)  # type: ignore[attr-defined]
+    revision(_app(), message, package)
 
 
 def _safe_url() -> str:
@@ -59,7 +71,7 @@ def audit_verify(full: bool) -> None:
     from dct_platform.extensions import db
 
     store = CheckpointStore.from_config(current_app.config)
-    result = verify_chain(db.session, store, full=full)
+    result = verify_chain(db.session(), store, full=full)
     if result.ok:
         click.echo(f"audit chain intact: {result.checked} entries verified")
         return
@@ -77,7 +89,7 @@ def audit_seal() -> None:
     from dct_platform.audit import seal_all
     from dct_platform.extensions import db
 
-    click.echo(f"sealed {seal_all(db.session)} entries")
+    click.echo(f"sealed {seal_all(db.session())} entries")
 
 
 @audit_group.command("checkpoint")
@@ -90,8 +102,8 @@ def audit_checkpoint() -> None:
     from dct_platform.timeutil import utcnow
 
     store = CheckpointStore.from_config(current_app.config)
-    seal_all(db.session)
-    checkpoint = store.append(db.session, utcnow())
+    seal_all(db.session())
+    checkpoint = store.append(db.session(), utcnow())
     if checkpoint is None:
         click.echo(f"no new entries since the last checkpoint ({store.path})")
     else:
@@ -165,7 +177,7 @@ def create_user_command(
         raise click.ClickException("an unknown --site-id or --trial-id was given")
     try:
         user = create_user(
-            db.session,
+            db.session(),
             None,
             utcnow(),
             username=username,
@@ -193,13 +205,13 @@ def seed_demo_command() -> None:
     """Load the demo trial, sites, patients and accounts (safe to run twice)."""
     from dct_platform.demo import seed_and_report
 
-    seed_and_report(current_app._get_current_object())  # type: ignore[attr-defined]
+    seed_and_report(_app())
 
 
 def _serve_gunicorn(app: Flask, host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
@@ -231,7 +243,7 @@ def scheduler_command() -> None:
     """Run the periodic jobs in this process (one per deployment; a second one does no harm)."""
     from dct_platform.scheduler import build_scheduler, registered_jobs
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     click.echo(
         f"scheduler running {len(registered_jobs(app))} jobs: {', '.join(registered_jobs(app))}"
     )
@@ -251,7 +263,7 @@ def demo(host: str, port: int) -> None:
     from dct_platform.migrate import upgrade
     from dct_platform.scheduler import build_scheduler
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     upgrade(app)
     seed_and_report(app)
     scheduler = build_scheduler(app, blocking=False)

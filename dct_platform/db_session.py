@@ -52,7 +52,7 @@ def init_request_transactions(app: Flask) -> None:
             return error_response(
                 503, "service_unavailable", "The database is unavailable; try again shortly."
             )
-        events.deliver_committed(db.session, utcnow(), worker_name())
+        events.deliver_committed(db.session(), utcnow(), worker_name())
         return response
 
     @app.teardown_request

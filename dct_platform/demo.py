@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -107,10 +108,10 @@ class _Seeder:
         name: str,
         tz: str,
         *,
-        sites: list[Site] = (),  # type: ignore[assignment]
-        trials_: list[Trial] = (),
+        sites: Iterable[Site] = (),
+        trials_: Iterable[Trial] = (),
         site_label: str | None = None,
-    ) -> User:  # type: ignore[assignment]
+    ) -> User:
         password = self.known.get(username) or secrets.token_urlsafe(9)
         user = self.session.scalar(select(User).where(User.username == username))
         if user is None:
@@ -315,7 +316,7 @@ def seed_and_report(app: Flask) -> list[Login]:
         except (ValueError, KeyError, TypeError):
             known = {}
     with app.app_context():
-        logins = seed(db.session, utcnow(), known)
+        logins = seed(db.session(), utcnow(), known)
         db.session.commit()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([login.__dict__ for login in logins], indent=2, ensure_ascii=False))

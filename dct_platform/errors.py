@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, jsonify, render_template, request
 from marshmallow import Schema, fields
@@ -182,7 +182,8 @@ def error_body(
     # str() turns lazily translated messages into text in the request's language.
     plain = json.loads(json.dumps(details or {}, default=str))
     body = {"status": status, "code": code, "message": str(message), "details": plain}
-    return _error_schema.dump(body)
+    # Schema.dump() is typed for many objects (Any); one object dumps to one dict.
+    return cast(dict[str, Any], _error_schema.dump(body))
 
 
 def error_response(

@@ -29,9 +29,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, inspect, select, update
+from sqlalchemy import CursorResult, delete, inspect, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -183,7 +183,7 @@ def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
 
 def take_committed(session: Session) -> list[int]:
     """Ids of the events `session` committed since the last call: the request's own."""
-    return session.info.pop(_COMMITTED_KEY, [])
+    return cast(list[int], session.info.pop(_COMMITTED_KEY, []))
 
 
 @dataclass(frozen=True)
@@ -201,13 +201,16 @@ class DeliveryReport:
 
 
 def _release_stale_claims(session: Session, now: datetime) -> int:
-    result = session.execute(
-        update(EventDelivery)
-        .where(
-            EventDelivery.status == DeliveryStatus.DELIVERING,
-            EventDelivery.claimed_at < now - STALE_CLAIM,
-        )
-        .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(EventDelivery)
+            .where(
+                EventDelivery.status == DeliveryStatus.DELIVERING,
+                EventDelivery.claimed_at < now - STALE_CLAIM,
+            )
+            .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None)
+        ),
     )
     return result.rowcount or 0
 
@@ -215,14 +218,17 @@ def _release_stale_claims(session: Session, now: datetime) -> int:
 def _claim(session: Session, delivery_id: int, worker: str, now: datetime) -> bool:
     # Due is part of the condition: another worker may have failed it meanwhile and set a
     # later attempt, which must not be run early.
-    result = session.execute(
-        update(EventDelivery)
-        .where(
-            EventDelivery.id == delivery_id,
-            EventDelivery.status == DeliveryStatus.PENDING,
-            EventDelivery.next_attempt_at <= now,
-        )
-        .values(status=DeliveryStatus.DELIVERING, claimed_by=worker, claimed_at=now)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(EventDelivery)
+            .where(
+                EventDelivery.id == delivery_id,
+                EventDelivery.status == DeliveryStatus.PENDING,
+                EventDelivery.next_attempt_at <= now,
+            )
+            .values(status=DeliveryStatus.DELIVERING, claimed_by=worker, claimed_at=now)
+        ),
     )
     session.commit()
     return result.rowcount == 1
@@ -292,15 +298,24 @@ def deliver_due(
     # SQLite every transaction takes the single write lock).
     session.commit()
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
-    for delivery_id, receiver_id, attempts, *occurrence in due:
+    for (
+        delivery_id,
+        receiver_id,
+        attempts,
+        event_id,
+        event_name,
+        payload,
+        subject,
+        occurred_at,
+    ) in due:
         if not _claim(session, delivery_id, worker, now):
             continue  # another dispatcher took it
         event = Event(
-            id=occurrence[0],
-            name=occurrence[1],
-            payload=json.loads(occurrence[2]),
-            subject=occurrence[3],
-            occurred_at=occurrence[4],
+            id=event_id,
+            name=event_name,
+            payload=json.loads(payload),
+            subject=subject,
+            occurred_at=occurred_at,
         )
         target = registry.receivers.get(receiver_id)
         try:

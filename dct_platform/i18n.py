@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, get_locale, get_translations
@@ -35,7 +36,7 @@ def select_locale() -> str:
     if not has_request_context():  # CLI commands and jobs: messages in the default language
         return DEFAULT_LANGUAGE
     if "dct_locale" in g:
-        return g.dct_locale
+        return cast(str, g.dct_locale)
     locale = DEFAULT_LANGUAGE
     if current_user and current_user.is_authenticated:
         if current_user.role == Role.PATIENT:

@@ -82,9 +82,10 @@ def _printable(key: str) -> str:
     return _BAD_TEXT.sub("\ufffd", key)
 
 
-def _nested(path: list[str | int], message: str) -> dict[Any, Any]:
-    """marshmallow's shape for a field error: {"a": {0: {"b": [message]}}}."""
-    tree: Any = [message]
+def _nested(path: list[str | int], message: str) -> dict[str | int, Any] | list[str]:
+    """marshmallow's shape for a field error: {"a": {0: {"b": [message]}}}; a bare
+    [message] when the body itself is the bad string (an empty path)."""
+    tree: dict[str | int, Any] | list[str] = [message]
     for part in reversed(path):
         tree = {part: tree}
     return tree

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import Flask, current_app
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from dct_platform import audit, events, outbox
@@ -30,7 +31,10 @@ def housekeeping(session: Session, now: datetime) -> str:
     window = timedelta(seconds=current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
     removed = purge_stale_auth_records(session, now, window)
     removed += purge_web_sessions(session, now, max_age=timedelta(days=30))
-    runs = session.execute(delete(JobRun).where(JobRun.started_at < now - JOB_HISTORY)).rowcount
+    runs = cast(
+        CursorResult[Any],
+        session.execute(delete(JobRun).where(JobRun.started_at < now - JOB_HISTORY)),
+    ).rowcount
     delivered = events.purge_delivered(session, now - JOB_HISTORY)
     return (
         f"removed {removed} stale token, session and sign-in rows, {runs or 0} old job runs, "

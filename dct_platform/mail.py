@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any
+from typing import Any, cast
 
 # Pure-ASCII on the wire (base64 or quoted-printable bodies, RFC 2047 headers): smtplib does
 # not announce 8BITMIME, so 8-bit bodies could be mangled by a strict relay. The SMTP policy
@@ -94,8 +94,10 @@ class OutgoingMail:
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # A bare string would otherwise be read as a list of one-letter "addresses".
-        if isinstance(self.to, str):
+        # A bare string would otherwise be read as a list of one-letter "addresses". Untyped
+        # callers can pass one whatever the annotation says, hence the check against `object`.
+        to: object = self.to
+        if isinstance(to, str):
             raise TypeError("OutgoingMail.to must be a list of addresses, not a string")
         if not self.to:
             raise ValueError("OutgoingMail needs at least one recipient")
@@ -121,7 +123,9 @@ def build_message(settings: MailSettings, mail: OutgoingMail) -> EmailMessage:
     for filename, content_type, content in mail.attachments:
         parsed = Message()
         parsed["Content-Type"] = content_type
-        params = dict(parsed.get_params()[1:])
+        found = parsed.get_params()
+        assert found is not None  # only None without a Content-Type, which was just set
+        params = dict(found[1:])
         msg.add_attachment(
             content,
             maintype=parsed.get_content_maintype(),
@@ -135,7 +139,8 @@ def build_message(settings: MailSettings, mail: OutgoingMail) -> EmailMessage:
 def send_mail(settings: MailSettings, mail: OutgoingMail) -> str:
     """Hand `mail` to the SMTP server and return its Message-ID."""
     msg = build_message(settings, mail)
-    message_id = msg["Message-ID"]
+    # Header values are untyped in the stubs; this one is the str make_msgid() returned.
+    message_id = cast(str, msg["Message-ID"])
     where = f"{settings.host}:{settings.port}"
     try:
         with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:

@@ -30,7 +30,8 @@ def set_home(app: Flask, role: str, endpoint: str) -> None:
 
 
 def home_endpoint(app: Flask, role: str) -> str:
-    return app.extensions.get("dct_home", {}).get(role, "web.generic_home")
+    homes: dict[str, str] = app.extensions.get("dct_home", {})
+    return homes.get(role, "web.generic_home")
 
 
 def nav_for(app: Flask, role: str) -> list[NavItem]:

@@ -7,7 +7,6 @@ hang a request thread or a job worker, and retries only what is safe to send twi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -89,6 +88,8 @@ class _Retry(Retry):
             wait = _retry_after_seconds(response.headers.get("Retry-After"))
             if wait is not None and wait > self.retry_after_max:
                 cause = ResponseError(f"Retry-After {wait:.0f}s exceeds {self.retry_after_max}s")
+                # urllib3 types the pool as required, yet its own Retry.increment passes this
+                # optional `_pool` on the same way (and ignores the same error there).
                 raise MaxRetryError(_pool, url, cause)  # type: ignore[arg-type]
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
@@ -112,10 +113,10 @@ class _TimeoutAdapter(HTTPAdapter):
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
-        timeout: Timeout | tuple[float, None] | None = None,
+        timeout: float | tuple[float | None, float | None] | None = None,
         verify: bool | str = True,
         cert: str | tuple[str, str] | None = None,
-        proxies: Mapping[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
     ) -> requests.Response:
         return super().send(
             request,

@@ -17,8 +17,9 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -97,19 +98,27 @@ def _as_mail(row: MailOutbox) -> OutgoingMail:
 
 
 def _release_stale_claims(session: Session, now: datetime) -> int:
-    result = session.execute(
-        update(MailOutbox)
-        .where(MailOutbox.status == OutboxStatus.SENDING, MailOutbox.claimed_at < now - STALE_CLAIM)
-        .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(MailOutbox)
+            .where(
+                MailOutbox.status == OutboxStatus.SENDING, MailOutbox.claimed_at < now - STALE_CLAIM
+            )
+            .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
+        ),
     )
     return result.rowcount or 0
 
 
 def _claim(session: Session, message_id: int, worker: str, now: datetime) -> bool:
-    result = session.execute(
-        update(MailOutbox)
-        .where(MailOutbox.id == message_id, MailOutbox.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_at=now)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(MailOutbox)
+            .where(MailOutbox.id == message_id, MailOutbox.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENDING, claimed_by=worker, claimed_at=now)
+        ),
     )
     session.commit()
     return result.rowcount == 1

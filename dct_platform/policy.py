@@ -29,12 +29,13 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.orm import Session, object_session
 
 from dct_platform.errors import Forbidden, NotFound
+from dct_platform.extensions import Base
 from dct_platform.models import Patient, PatientIdentity, RemoteActivity, Site, Trial, User
 from dct_platform.models.users import SITE_ROLES, TRIAL_ROLES
 from dct_platform.roles import Role
 from dct_platform.timeutil import utcnow
 
-M = TypeVar("M")
+M = TypeVar("M", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def can_role(actor: User | None, *roles: str) -> bool:
 def get_visible(
     session: Session, actor: User | None, model: type[M], ident: Any, now: datetime | None = None
 ) -> M:
-    pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
+    pk = model.__mapper__.primary_key[0]
     condition = visible(actor, model, session=session, now=now)
     obj = session.scalar(select(model).where(pk == ident, condition))
     if obj is None:

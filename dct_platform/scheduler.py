@@ -68,7 +68,7 @@ def run_job(app: Flask, job_id: str, now: datetime | None = None) -> bool:
     spec = registered_jobs(app)[job_id]
     with app.app_context():
         now = now or utcnow()
-        session = db.session
+        session = db.session()
         run = JobRun(
             job_id=job_id, slot=slot_for(spec, now), claimed_by=worker_name(), started_at=now
         )

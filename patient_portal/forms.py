@@ -6,12 +6,11 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import Field, SelectField
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, InputRequired, ValidationError
 
 from dct_platform.i18n import SUPPORTED_LANGUAGES
 from dct_platform.timeutil import is_valid_timezone
-from dct_platform.web.forms import VersionedForm
+from dct_platform.web.forms import SelectChoice, VersionedForm
 
 # Kept in English wording that says what went wrong ("Unknown time zone"), then what to do.
 UNKNOWN_ZONE = _l("Unknown time zone. Please choose your time zone from the list.")

@@ -66,7 +66,7 @@ def home() -> str:
 @roles_required(Role.PATIENT)
 def profile() -> Response | tuple[str, int]:
     patient = _me()
-    identity = service.get_identity(db.session, current_user, patient)
+    identity = service.get_identity(db.session(), current_user, patient)
     form = _preferences_form(patient)
     status = 200
     if form.validate_on_submit():
@@ -76,7 +76,7 @@ def profile() -> Response | tuple[str, int]:
         }
         try:
             expect_version(patient, form.submitted_version())
-            service.update_patient(db.session, current_user, utcnow(), patient, changes)
+            service.update_patient(db.session(), current_user, utcnow(), patient, changes)
         except StaleRecord:
             # Show what is stored now, so the patient decides on the current settings.
             form = _preferences_form(patient, formdata=None)

@@ -11,6 +11,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import cast
 
 from babel import Locale
 from babel.core import get_global
@@ -50,7 +51,8 @@ def _cldr_names() -> dict[str, list[str]]:
 
 def _city(locale: Locale, name: str) -> str:
     for key in (name, *_cldr_names().get(name, ())):
-        city = locale.time_zones.get(key, {}).get("city")
+        # Babel's locale data is untyped; a zone's "city" entry is its name as text.
+        city: str | None = locale.time_zones.get(key, {}).get("city")
         if city:
             return city
     # CLDR leaves out names a language writes as English does: "Buenos_Aires" is that.
@@ -59,12 +61,13 @@ def _city(locale: Locale, name: str) -> str:
 
 def zone_label(locale: Locale, name: str, country: str | None) -> str:
     if name == "UTC":
-        return _("Coordinated Universal Time (UTC)")
+        # flask_babel is untyped (see pyproject); gettext returns the translated str.
+        return cast(str, _("Coordinated Universal Time (UTC)"))
     city = _city(locale, name)
     country_name = locale.territories.get(country) if country else None
     if not country_name or country_name == city:  # "Singapore (Singapore)" says it twice
         return city
-    return _("%(city)s (%(country)s)", city=city, country=country_name)
+    return cast(str, _("%(city)s (%(country)s)", city=city, country=country_name))
 
 
 def _sort_key(label: str) -> str:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from flask.views import MethodView
@@ -46,9 +45,9 @@ class ActivitySchema(Schema):
     modality = fields.String(allow_none=True)
     location_type = fields.String(allow_none=True)
     status = fields.String(metadata=doc("The activity's status", "completed"))
-    occurred_at = UtcDateTime(default_timezone=UTC)
-    ends_at = UtcDateTime(allow_none=True, default_timezone=UTC)
-    recorded_at = UtcDateTime(default_timezone=UTC)
+    occurred_at = UtcDateTime()
+    ends_at = UtcDateTime(allow_none=True)
+    recorded_at = UtcDateTime()
     package = fields.String(metadata=doc("The package that recorded it", "core"))
     record_table = fields.String()
     record_id = fields.String()
@@ -64,7 +63,7 @@ class Activities(MethodView):
         """Remote activities the caller may see, newest first."""
         actor = api_actor()
         query = activity_query(
-            policy.visible(actor, RemoteActivity, session=db.session),
+            policy.visible(actor, RemoteActivity, session=db.session()),
             ActivityFilter(
                 patient_id=args.get("patient_id"),
                 site_id=args.get("site_id"),

@@ -38,13 +38,13 @@ class AuditEntries(MethodView):
             until=args.get("until"),
         )
         # The same conditions as the administrator's audit page.
-        query = select(AuditEntry).where(*trail_conditions(db.session, wanted))
+        query = select(AuditEntry).where(*trail_conditions(db.session(), wanted))
         pagination_parameters.item_count = (
             db.session.scalar(select(db.func.count()).select_from(query.subquery())) or 0
         )
         page, size = pagination_parameters.page, pagination_parameters.page_size
         return masked_for_oversight(
-            db.session,
+            db.session(),
             list(
                 db.session.scalars(
                     query.order_by(AuditEntry.id.desc()).offset((page - 1) * size).limit(size)
@@ -60,4 +60,4 @@ class AuditVerify(MethodView):
     def get(self) -> VerificationResult:
         """Recompute the hash chain and report the first broken link (administrators only)."""
         policy.require_role(api_actor(), Role.ADMIN)
-        return verify_chain(db.session, CheckpointStore.from_config(current_app.config))
+        return verify_chain(db.session(), CheckpointStore.from_config(current_app.config))

@@ -51,7 +51,7 @@ class Token(MethodView):
         now = utcnow()
         keep_despite_error()  # a failed attempt must be recorded for throttling
         user = authenticate(
-            db.session,
+            db.session(),
             body["username"],
             body["password"],
             remote_addr=request.remote_addr or "unknown",
@@ -59,7 +59,7 @@ class Token(MethodView):
             policy=throttle_policy(),
         )
         ttl = timedelta(seconds=current_app.config["API_TOKEN_TTL_SECONDS"])
-        token, record = issue_token(db.session, user, now, ttl)
+        token, record = issue_token(db.session(), user, now, ttl)
         return {
             "access_token": token,
             "token_type": "Bearer",
@@ -72,7 +72,7 @@ class Token(MethodView):
     def delete(self) -> None:
         """Revoke the bearer token sent with this request."""
         token = bearer_token()
-        if token is None or not revoke_token(db.session, token, utcnow()):
+        if token is None or not revoke_token(db.session(), token, utcnow()):
             raise Unauthorized("Send the bearer token to revoke.")
 
 
@@ -89,7 +89,7 @@ class Password(MethodView):
         temporary password for API clients. Every token of the account is revoked."""
         keep_despite_error()  # a wrong current password must be counted for throttling
         change_password_with_credentials(
-            db.session,
+            db.session(),
             body["username"],
             body["current_password"],
             body["new_password"],

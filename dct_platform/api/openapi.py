@@ -14,7 +14,7 @@ hides an undocumented status.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
 from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -79,7 +79,8 @@ class PlatformResponses(BasePlugin):
         assert self.spec is not None
         plugin = next(p for p in self.spec.plugins if isinstance(p, MarshmallowPlugin))
         assert plugin.converter is not None
-        return plugin.converter.resolve_nested_schema(ErrorSchema)
+        # Unannotated in apispec: for a Schema class it returns the {"$ref": ...} object.
+        return cast(dict[str, Any], plugin.converter.resolve_nested_schema(ErrorSchema))
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any

@@ -44,11 +44,13 @@ blp = Blueprint(
 
 
 def _patient(patient_id: int) -> Patient:
-    return policy.get_visible(db.session, api_actor(), Patient, patient_id)
+    return policy.get_visible(db.session(), api_actor(), Patient, patient_id)
 
 
 def _identity_input(body: dict[str, Any]) -> service.IdentityInput:
-    return service.IdentityInput(**{k: body.get(k) for k in service.IDENTITY_FIELDS})
+    # The schema has checked each field's type; a field left out is None.
+    fields: dict[str, Any] = {k: body.get(k) for k in service.IDENTITY_FIELDS}
+    return service.IdentityInput(**fields)
 
 
 @blp.route("")
@@ -60,7 +62,7 @@ class Patients(MethodView):
         """Subject records the caller may see (pseudonymous: no names or addresses), found,
         filtered and ordered as on the patient list page."""
         found = find_patients(
-            db.session,
+            db.session(),
             api_actor(),
             PatientCriteria(
                 q=args.get("q", ""),
@@ -85,13 +87,13 @@ class Patients(MethodView):
         """Enrol a patient at one of the caller's sites, with the consent they signed and,
         with `create_account`, their portal account (as the enrolment page does)."""
         actor = api_actor()
-        site = policy.get_visible(db.session, actor, Site, body["site_id"])
+        site = policy.get_visible(db.session(), actor, Site, body["site_id"])
         identity = _identity_input(body["identity"]) if body.get("identity") else None
         consent = Consent(body["consent_date"], body["consent_version"])
         if body["create_account"]:
             assert identity is not None  # the schema requires it with an account
             enrolled = enrol_with_portal_account(
-                db.session,
+                db.session(),
                 actor,
                 utcnow(),
                 site=site,
@@ -110,7 +112,7 @@ class Patients(MethodView):
             }
             return _Enrolled(enrolled.patient, account)
         patient = service.enroll_patient(
-            db.session,
+            db.session(),
             actor,
             utcnow(),
             site=site,
@@ -170,7 +172,7 @@ class PatientDetail(MethodView):
         reason = body.pop("reason", None)
         patient = _patient(patient_id)
         check_if_match(patient)
-        service.update_patient(db.session, api_actor(), utcnow(), patient, body, reason)
+        service.update_patient(db.session(), api_actor(), utcnow(), patient, body, reason)
         return patient, etag(patient)
 
 
@@ -185,7 +187,7 @@ class PatientIdentityResource(MethodView):
     )
     def get(self, patient_id: int) -> Versioned:
         """Name, contact and home address: the patient and their site only."""
-        identity = service.get_identity(db.session, api_actor(), _patient(patient_id))
+        identity = service.get_identity(db.session(), api_actor(), _patient(patient_id))
         if identity is None:
             raise NotFound("No personal data is recorded for this patient.")
         return identity, etag(identity)
@@ -201,10 +203,10 @@ class PatientIdentityResource(MethodView):
         stored data needs a reason. To change some fields only, use PATCH."""
         actor = api_actor()
         patient = _patient(patient_id)
-        if (current := service.get_identity(db.session, actor, patient)) is not None:
+        if (current := service.get_identity(db.session(), actor, patient)) is not None:
             check_if_match(current)
         identity = service.save_identity(
-            db.session, actor, utcnow(), patient, _identity_input(body), body.get("reason")
+            db.session(), actor, utcnow(), patient, _identity_input(body), body.get("reason")
         )
         return identity, etag(identity)
 
@@ -223,9 +225,9 @@ class PatientIdentityResource(MethodView):
         actor = api_actor()
         patient = _patient(patient_id)
         reason = body.pop("reason", None)
-        if (current := service.get_identity(db.session, actor, patient)) is not None:
+        if (current := service.get_identity(db.session(), actor, patient)) is not None:
             check_if_match(current)
-        identity = service.change_identity(db.session, actor, utcnow(), patient, body, reason)
+        identity = service.change_identity(db.session(), actor, utcnow(), patient, body, reason)
         return identity, etag(identity)
 
 
@@ -247,7 +249,7 @@ class PatientStatusResource(MethodView):
         patient = _patient(patient_id)
         check_if_match(patient)
         patient_status.change_status(
-            db.session,
+            db.session(),
             api_actor(),
             utcnow(),
             patient,
@@ -266,7 +268,7 @@ class PatientStatusHistory(MethodView):
         """Every status change of the patient, oldest first, with its day and reason."""
         patient = _patient(patient_id)
         policy.authorize(api_actor(), Action.READ_REASONS, patient)
-        return patient_status.status_history(db.session, patient)
+        return patient_status.status_history(db.session(), patient)
 
 
 @blp.route("/<int:patient_id>/transfer")
@@ -291,7 +293,7 @@ class PatientTransfer(MethodView):
         if to_site is None:
             raise NotFound(f"Site {body['to_site_id']} was not found.")
         service.transfer_patient(
-            db.session,
+            db.session(),
             actor,
             utcnow(),
             patient,
@@ -320,7 +322,7 @@ class PatientSiteHistory(MethodView):
                 "reason": a.reason if may_read else None,
                 "reason_withheld": not may_read and a.reason is not None,
             }
-            for a in service.site_history(db.session, patient)
+            for a in service.site_history(db.session(), patient)
         ]
 
 
@@ -343,5 +345,5 @@ class PatientTimezoneHistory(MethodView):
                 "reason": p.reason if may_read else None,
                 "reason_withheld": not may_read and p.reason is not None,
             }
-            for p in service.timezone_history(db.session, patient)
+            for p in service.timezone_history(db.session(), patient)
         ]

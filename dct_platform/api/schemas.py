@@ -18,7 +18,7 @@ from marshmallow import (
 from sqlalchemy.orm import object_session
 
 from dct_platform.input_guard import MAX_ID
-from dct_platform.models import Site
+from dct_platform.models import Site, User
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.trials import TrialPhase, TrialStatus
 from dct_platform.roles import is_role, role_names
@@ -66,7 +66,7 @@ class Id(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class IdList(fields.List):
+class IdList(fields.List[int]):
     """A JSON list of ids, at most MAX_IDS_PER_LIST of them."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -102,15 +102,18 @@ def document_roles(components: dict[str, Any]) -> None:
 
 # Output times: aware, in UTC. Input times must use `InputDateTime`, which refuses values
 # without an offset instead of guessing their zone.
-UtcDateTime = fields.AwareDateTime
+class UtcDateTime(fields.AwareDateTime):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
 InputDateTime = fields.AwareDateTime
-_tz = {"default_timezone": UTC}
 
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
     database = fields.String(required=True)
-    time = UtcDateTime(**_tz)
+    time = UtcDateTime()
 
 
 class TokenRequestSchema(Schema):
@@ -139,11 +142,11 @@ class UserSchema(Schema):
     site_ids = fields.Method("_site_ids", metadata=doc("Sites the account works on", **_ID_LIST))
     trial_ids = fields.Method("_trial_ids", metadata=doc("Trials the account works on", **_ID_LIST))
 
-    def _site_ids(self, user: object) -> list[int]:
-        return sorted(user.site_ids)  # type: ignore[attr-defined]
+    def _site_ids(self, user: User) -> list[int]:
+        return sorted(user.site_ids)
 
-    def _trial_ids(self, user: object) -> list[int]:
-        return sorted(user.trial_ids)  # type: ignore[attr-defined]
+    def _trial_ids(self, user: User) -> list[int]:
+        return sorted(user.trial_ids)
 
 
 class UserCreateSchema(Schema):
@@ -175,7 +178,7 @@ class UserQuerySchema(Schema):
 class LockoutSchema(Schema):
     failures = fields.Integer(metadata=doc("Failed sign-in attempts counted"))
     slowed_until = UtcDateTime(
-        allow_none=True, **_tz, metadata=doc("No attempt is let through before this time")
+        allow_none=True, metadata=doc("No attempt is let through before this time")
     )
     blocked_addresses = fields.Integer(metadata=doc("Addresses refused for this account"))
 
@@ -187,9 +190,9 @@ class UserDetailSchema(UserSchema):
         metadata=doc("How sign-in is held back now; null when it is not"),
     )
     unlocked_at = UtcDateTime(
-        allow_none=True, **_tz, metadata=doc("When an administrator last lifted a lockout")
+        allow_none=True, metadata=doc("When an administrator last lifted a lockout")
     )
-    last_login_at = UtcDateTime(allow_none=True, **_tz)
+    last_login_at = UtcDateTime(allow_none=True)
 
 
 class ReasonSchema(Schema):
@@ -213,7 +216,7 @@ class TokenSchema(Schema):
         metadata=doc("Send as `Authorization: Bearer <token>`; shown only this once"),
     )
     token_type = fields.String(required=True, metadata=doc("Always Bearer", "Bearer"))
-    expires_at = UtcDateTime(**_tz, metadata=doc("When the token stops working"))
+    expires_at = UtcDateTime(metadata=doc("When the token stops working"))
     user = fields.Nested(UserSchema, metadata=doc("The token's owner"))
 
 
@@ -284,12 +287,12 @@ class SiteSchema(Schema):
     is_active = fields.Boolean(metadata=doc("False: the site takes no new patients"))
 
 
-def _site_number(patient: Any) -> str:
+def _site_number(patient: Any) -> str | None:
     # By id through the session's identity map: a transfer sets `site_id`, and the `site`
     # relationship may still hold the site the patient left.
     session = object_session(patient)
     site = session.get(Site, patient.site_id) if session is not None else patient.site
-    return site.site_number
+    return site.site_number if site is not None else None
 
 
 class PatientSchema(Schema):
@@ -311,8 +314,8 @@ class PatientSchema(Schema):
     consent_version = fields.String(
         allow_none=True, metadata=doc("The version of the consent form signed", "3.0")
     )
-    created_at = UtcDateTime(**_tz)
-    updated_at = UtcDateTime(**_tz)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 def _optional_text(max_length: int, description: str, example: str) -> fields.String:
@@ -376,6 +379,8 @@ def _all_required(name: str, base: type[Schema]) -> type[Schema]:
     return Schema.from_dict(declared, name=name)
 
 
+# The base is built at run time (IdentitySchema with every field required); mypy cannot
+# take a class computed by a call as a base, though it is a Schema like any other.
 class IdentityReplaceSchema(_all_required("IdentityFields", IdentitySchema)):  # type: ignore[misc]
     """PUT replaces the whole record: every field must be sent, null to clear one, so that
     a client that forgot a field never erases personal data by accident."""
@@ -458,7 +463,7 @@ class StatusHistorySchema(Schema):
     to_status = fields.Enum(PatientStatus, by_value=True)
     effective_on = fields.Date()
     reason = fields.String()
-    changed_at = UtcDateTime(**_tz, metadata=doc("When it was recorded"))
+    changed_at = UtcDateTime(metadata=doc("When it was recorded"))
 
 
 class PatientUpdateSchema(Schema):
@@ -515,9 +520,9 @@ class TransferSchema(Schema):
 
 class SiteAssignmentSchema(Schema):
     site_id = fields.Integer()
-    valid_from = UtcDateTime(**_tz, metadata=doc("Responsible from (inclusive)"))
+    valid_from = UtcDateTime(metadata=doc("Responsible from (inclusive)"))
     valid_to = UtcDateTime(
-        allow_none=True, **_tz, metadata=doc("Until (exclusive); null: still responsible")
+        allow_none=True, metadata=doc("Until (exclusive); null: still responsible")
     )
     reason = fields.String(allow_none=True)
     reason_withheld = fields.Boolean(
@@ -527,8 +532,8 @@ class SiteAssignmentSchema(Schema):
 
 class TimezonePeriodSchema(Schema):
     timezone = fields.String(metadata={"description": "IANA time zone in force"})
-    valid_from = UtcDateTime(**_tz)
-    valid_to = UtcDateTime(allow_none=True, **_tz, metadata={"description": "null: still open"})
+    valid_from = UtcDateTime()
+    valid_to = UtcDateTime(allow_none=True, metadata={"description": "null: still open"})
     reason = fields.String(allow_none=True)
     reason_withheld = fields.Boolean(
         metadata={"description": "A reason exists but the caller's role does not read it"}
@@ -561,8 +566,8 @@ class AuditEntrySchema(Schema):
         allow_none=True, metadata={"description": "Place in the sealed chain; null until sealed"}
     )
     action_id = fields.Integer(allow_none=True, metadata={"description": "The user action"})
-    occurred_at = UtcDateTime(**_tz)
-    recorded_at = UtcDateTime(**_tz)
+    occurred_at = UtcDateTime()
+    recorded_at = UtcDateTime()
     actor_id = fields.Integer(allow_none=True)
     actor_name = fields.String()
     action = fields.String()

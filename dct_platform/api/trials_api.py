@@ -41,8 +41,8 @@ class Trials(MethodView):
     def post(self, body: dict[str, Any]) -> Trial:
         """Register a trial (administrators); the sponsor is created if new."""
         actor, now = api_actor(), utcnow()
-        sponsor = service.get_or_create_sponsor(db.session, actor, now, body.pop("sponsor"))
-        return service.create_trial(db.session, actor, now, sponsor=sponsor, **body)
+        sponsor = service.get_or_create_sponsor(db.session(), actor, now, body.pop("sponsor"))
+        return service.create_trial(db.session(), actor, now, sponsor=sponsor, **body)
 
 
 @blp.route("/trials/<int:trial_id>/sites")
@@ -52,7 +52,7 @@ class TrialSites(MethodView):
     def get(self, trial_id: int) -> list[Site]:
         """The sites of a trial that the caller may see."""
         actor = api_actor()
-        trial = policy.get_visible(db.session, actor, Trial, trial_id)
+        trial = policy.get_visible(db.session(), actor, Trial, trial_id)
         return list(
             db.session.scalars(
                 select(Site)
@@ -69,8 +69,8 @@ class TrialSites(MethodView):
     def post(self, body: dict[str, Any], trial_id: int) -> Site:
         """Open a site in a trial (administrators)."""
         actor = api_actor()
-        trial = policy.get_visible(db.session, actor, Trial, trial_id)
-        return service.create_site(db.session, actor, utcnow(), trial=trial, **body)
+        trial = policy.get_visible(db.session(), actor, Trial, trial_id)
+        return service.create_site(db.session(), actor, utcnow(), trial=trial, **body)
 
 
 @blp.route("/sites/<int:site_id>")
@@ -78,7 +78,7 @@ class SiteDetail(MethodView):
     @blp.response(200, SiteSchema)
     @blp.alt_response(404, description="No such site for the caller")
     def get(self, site_id: int) -> Site:
-        return policy.get_visible(db.session, api_actor(), Site, site_id)
+        return policy.get_visible(db.session(), api_actor(), Site, site_id)
 
 
 @blp.route("/sites/<int:site_id>/principal-investigator")
@@ -91,11 +91,11 @@ class SitePrincipalInvestigator(MethodView):
         """Appoint the site's principal investigator from now on; earlier work stays
         attributed to the investigator responsible at its time."""
         actor = api_actor()
-        site = policy.get_visible(db.session, actor, Site, site_id)
+        site = policy.get_visible(db.session(), actor, Site, site_id)
         investigator = db.session.get(User, body["investigator_id"])
         if investigator is None:
             raise NotFound(f"User {body['investigator_id']} was not found.")
         service.appoint_principal_investigator(
-            db.session, actor, utcnow(), site, investigator, reason=body["reason"]
+            db.session(), actor, utcnow(), site, investigator, reason=body["reason"]
         )
         return site

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -40,7 +40,10 @@ class Me(MethodView):
         return api_actor()
 
 
-def _all(model: type, ids: list[int], field: str) -> list[Any]:
+_Assigned = TypeVar("_Assigned", Site, Trial)
+
+
+def _all(model: type[_Assigned], ids: list[int], field: str) -> list[_Assigned]:
     found = list(db.session.scalars(select(model).where(model.id.in_(ids)))) if ids else []
     if len(found) != len(set(ids)):
         missing = sorted(set(ids) - {o.id for o in found})
@@ -59,7 +62,7 @@ class Users(MethodView):
         actor = api_actor()
         policy.require_role(actor, Role.ADMIN)
         found = find_accounts(
-            db.session,
+            db.session(),
             actor,
             AccountCriteria(
                 q=args.get("q", ""),
@@ -82,7 +85,7 @@ class Users(MethodView):
         actor = api_actor()
         policy.require_role(actor, Role.ADMIN)
         return create_user(
-            db.session,
+            db.session(),
             actor,
             utcnow(),
             username=body["username"],
@@ -108,9 +111,9 @@ class UserAccess(MethodView):
         """Replace the sites or trials an account works on (administrators only)."""
         actor = api_actor()
         policy.require_role(actor, Role.ADMIN)
-        user = policy.get_visible(db.session, actor, User, user_id)
+        user = policy.get_visible(db.session(), actor, User, user_id)
         set_access(
-            db.session,
+            db.session(),
             actor,
             utcnow(),
             user,
@@ -124,7 +127,7 @@ class UserAccess(MethodView):
 def _admin_and_user(user_id: int) -> tuple[User, User]:
     actor = api_actor()
     policy.require_role(actor, Role.ADMIN)
-    return actor, policy.get_visible(db.session, actor, User, user_id)
+    return actor, policy.get_visible(db.session(), actor, User, user_id)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class _Detail:
 
 
 def _detail(user: User) -> _Detail:
-    lockouts = accounts.lockouts(db.session, [user], utcnow(), throttle_policy())
+    lockouts = accounts.lockouts(db.session(), [user], utcnow(), throttle_policy())
     return _Detail(user, lockouts.get(user.id))
 
 
@@ -164,7 +167,9 @@ class UserEnabled(MethodView):
     def post(self, body: dict[str, Any], user_id: int, action: str) -> _Detail:
         """Disable an account (its sessions and tokens end at once) or enable it again."""
         actor, user = _admin_and_user(user_id)
-        accounts.set_enabled(db.session, actor, utcnow(), user, action == "enable", body["reason"])
+        accounts.set_enabled(
+            db.session(), actor, utcnow(), user, action == "enable", body["reason"]
+        )
         return _detail(user)
 
 
@@ -177,7 +182,7 @@ class UserUnlock(MethodView):
     def post(self, body: dict[str, Any], user_id: int) -> _Detail:
         """Lift the account's sign-in lockout, from every address."""
         actor, user = _admin_and_user(user_id)
-        accounts.unlock(db.session, actor, utcnow(), user, body["reason"])
+        accounts.unlock(db.session(), actor, utcnow(), user, body["reason"])
         return _detail(user)
 
 
@@ -192,5 +197,5 @@ class UserPasswordReset(MethodView):
         """Issue a temporary password (answered once); every session of the account ends
         and its owner must choose a new password at the next sign-in."""
         actor, user = _admin_and_user(user_id)
-        password = accounts.reset_password(db.session, actor, utcnow(), user, body["reason"])
+        password = accounts.reset_password(db.session(), actor, utcnow(), user, body["reason"])
         return {"username": user.username, "temporary_password": password}

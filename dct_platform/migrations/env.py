@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from alembic import context
 
@@ -10,10 +10,13 @@ import dct_platform.models  # noqa: F401  (registers the core tables on the meta
 from dct_platform.extensions import db
 from dct_platform.timeutil import UTCDateTime
 
+if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
+
 target_metadata = db.metadata
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     # UTCDateTime is a Python-side rule; the column itself is a timezone-aware timestamp.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

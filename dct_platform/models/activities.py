@@ -5,11 +5,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.timeutil import UTCDateTime
 
 
-class RemoteActivity(db.Model):
+class RemoteActivity(Base):
     """One remote activity of a patient, attributed to the site and investigator that were
     responsible for the patient when it happened.
 

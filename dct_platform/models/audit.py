@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Table, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base, db
 from dct_platform.timeutil import UTCDateTime
 
 _BIG = BigInteger().with_variant(db.Integer, "sqlite")
@@ -14,7 +15,7 @@ _BIG = BigInteger().with_variant(db.Integer, "sqlite")
 DB_CLOCK = text("CURRENT_TIMESTAMP")
 
 
-class AuditAction(db.Model):
+class AuditAction(Base):
     """One user action as people read a trail: who did what, to which record, when, why.
 
     Its per-field evidence is in `AuditEntry`, which points back here. Insert-only.
@@ -34,13 +35,18 @@ class AuditAction(db.Model):
         return f"<AuditAction {self.id} {self.summary!r}>"
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Base):
     """One changed field of one regulated record. Append-only.
 
     Written unchained by the transaction that made the change (`seq` empty), so unrelated
     transactions never wait for each other; the sealer then gives it its place in the one
     hash chain (`seq`, `prev_hash`, `entry_hash`), in the order it finds them committed.
     """
+
+    if TYPE_CHECKING:
+        # Declarative types every __table__ as a FromClause; a class mapped to its own
+        # __tablename__ has a Table, which the Core statements that use this one need.
+        __table__: ClassVar[Table]
 
     __tablename__ = "audit_entries"
     __table_args__ = (
@@ -75,7 +81,7 @@ class AuditEntry(db.Model):
         )
 
 
-class AuditChainHead(db.Model):
+class AuditChainHead(Base):
     """The sealed end of the chain; only the sealer moves it."""
 
     __tablename__ = "audit_chain_head"

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.models.trials import enum_column
 from dct_platform.timeutil import UTCDateTime
 
@@ -18,7 +18,7 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class DomainEvent(db.Model):
+class DomainEvent(Base):
     """Something that happened, written in the same transaction as the change itself.
 
     The row exists if and only if that change committed, which is what lets receivers act
@@ -42,7 +42,7 @@ class DomainEvent(db.Model):
         return f"<DomainEvent {self.id} {self.name} {self.subject}>"
 
 
-class EventDelivery(db.Model):
+class EventDelivery(Base):
     """One receiver's copy of an event, claimed and retried like a queued mail."""
 
     __tablename__ = "event_deliveries"

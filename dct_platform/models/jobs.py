@@ -5,11 +5,11 @@ from datetime import datetime
 from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.timeutil import UTCDateTime
 
 
-class JobRun(db.Model):
+class JobRun(Base):
     """A claimed run of a periodic job. The unique key makes a second scheduler's claim fail."""
 
     __tablename__ = "job_runs"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CheckConstraint, Index, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -30,6 +30,9 @@ class Audited:
     columns stay in the evidence but not in the readable lines, and a column's
     `info={"label": ...}` is its label where its name does not read well.
     """
+
+    if TYPE_CHECKING:  # set by each model; declared here for the type checker only
+        __tablename__: str
 
     __audit_exclude__: frozenset[str] = frozenset({"created_at", "updated_at", "version"})
     __audit_noun__: str = ""

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.models.trials import enum_column
 from dct_platform.timeutil import UTCDateTime
 
@@ -18,7 +18,7 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class MailOutbox(db.Model):
+class MailOutbox(Base):
     """A mail queued in the same transaction as the change that caused it.
 
     The mail exists if and only if the change committed; the delivery job sends it later,

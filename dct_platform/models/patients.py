@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.models.mixins import (
     Audited,
     Timestamped,
@@ -27,7 +27,7 @@ class PatientStatus(enum.StrEnum):
     SCREEN_FAILED = "screen_failed"
 
 
-class Patient(Audited, Versioned, Timestamped, db.Model):
+class Patient(Audited, Versioned, Timestamped, Base):
     """The pseudonymous subject record. Names and addresses live in PatientIdentity."""
 
     __tablename__ = "patients"
@@ -71,7 +71,7 @@ class Patient(Audited, Versioned, Timestamped, db.Model):
         return f"<Patient {self.id} {self.subject_number}>"
 
 
-class PatientIdentity(Audited, Versioned, Timestamped, db.Model):
+class PatientIdentity(Audited, Versioned, Timestamped, Base):
     """Directly identifying personal data, kept apart from the subject record."""
 
     __tablename__ = "patient_identities"
@@ -104,7 +104,7 @@ class PatientIdentity(Audited, Versioned, Timestamped, db.Model):
         return f"<PatientIdentity patient={self.patient_id}>"
 
 
-class PatientSiteAssignment(Audited, db.Model):
+class PatientSiteAssignment(Audited, Base):
     """Which site owned the patient over which period (half-open: [valid_from, valid_to)).
 
     Periods of one patient never overlap: one open period per patient (a unique partial
@@ -139,7 +139,7 @@ class PatientSiteAssignment(Audited, db.Model):
         return f"<PatientSiteAssignment patient={self.patient_id} site={self.site_id}>"
 
 
-class PatientTimezonePeriod(Audited, db.Model):
+class PatientTimezonePeriod(Audited, Base):
     """Which IANA zone the patient lived by over which period (half-open, like the site
     assignments), so that every past occurrence keeps the zone it was scheduled in.
 
@@ -173,7 +173,7 @@ class PatientTimezonePeriod(Audited, db.Model):
         return f"<PatientTimezonePeriod patient={self.patient_id} {self.timezone}>"
 
 
-class PatientStatusChange(Audited, db.Model):
+class PatientStatusChange(Audited, Base):
     """A change of the patient's study status, with the day it took effect (which the
     site enters; it may precede the day it was recorded) and why."""
 

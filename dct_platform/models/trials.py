@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.models.mixins import (
     Audited,
     Timestamped,
@@ -50,7 +50,7 @@ class TrialStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
-class Sponsor(Audited, Timestamped, db.Model):
+class Sponsor(Audited, Timestamped, Base):
     __tablename__ = "sponsors"
     __audit_noun__ = "Sponsor"
 
@@ -67,7 +67,7 @@ class Sponsor(Audited, Timestamped, db.Model):
         return f"<Sponsor {self.id} {self.name!r}>"
 
 
-class Trial(Audited, Versioned, Timestamped, db.Model):
+class Trial(Audited, Versioned, Timestamped, Base):
     __tablename__ = "trials"
     __audit_noun__ = "Trial"
 
@@ -102,7 +102,7 @@ class Trial(Audited, Versioned, Timestamped, db.Model):
         return f"<Trial {self.id} {self.protocol_number}>"
 
 
-class Site(Audited, Versioned, Timestamped, db.Model):
+class Site(Audited, Versioned, Timestamped, Base):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("trial_id", "site_number"),)
     __audit_noun__ = "Site"
@@ -134,7 +134,7 @@ class Site(Audited, Versioned, Timestamped, db.Model):
         return f"<Site {self.id} {self.site_number} {self.timezone}>"
 
 
-class SiteInvestigatorPeriod(Audited, db.Model):
+class SiteInvestigatorPeriod(Audited, Base):
     """Who was the site's principal investigator, and when: remote work is attributed to
     the investigator responsible at the time it happened, not to today's."""
 

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, String, Table, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, validates
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.models.mixins import Audited, Timestamped, Versioned, names_by_id
 from dct_platform.models.trials import Site, Trial
 from dct_platform.roles import MAX_NAME_LENGTH, Role, is_role, role_label
@@ -19,7 +19,7 @@ SITE_ROLES = frozenset({Role.SITE_STAFF, Role.INVESTIGATOR})
 TRIAL_ROLES = frozenset({Role.SUPPLY_MANAGER, Role.TRIAL_MANAGER})
 
 
-class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
+class User(UserMixin, Audited, Versioned, Timestamped, Base):
     __tablename__ = "users"
     __audit_redact__ = frozenset({"password_hash"})
     __audit_noun__ = "Account"
@@ -103,7 +103,7 @@ class User(UserMixin, Audited, Versioned, Timestamped, db.Model):
         return f"<User {self.id} {self.username} {self.role}>"
 
 
-class SiteMembership(Audited, db.Model):
+class SiteMembership(Audited, Base):
     """Site staff and investigators see the patients of the sites they belong to."""
 
     __tablename__ = "site_memberships"
@@ -132,7 +132,7 @@ class SiteMembership(Audited, db.Model):
         return f"<SiteMembership user={self.user_id} site={self.site_id}>"
 
 
-class TrialAccess(Audited, db.Model):
+class TrialAccess(Audited, Base):
     """Trial managers and supply managers work across the sites of the trials they hold."""
 
     __tablename__ = "trial_access"
@@ -161,7 +161,7 @@ class TrialAccess(Audited, db.Model):
         return f"<TrialAccess user={self.user_id} trial={self.trial_id}>"
 
 
-class ApiToken(db.Model):
+class ApiToken(Base):
     """Bearer token. Only the SHA-256 of the token is stored; the token itself is shown once."""
 
     __tablename__ = "api_tokens"
@@ -180,7 +180,7 @@ class ApiToken(db.Model):
         return f"<ApiToken {self.id} user={self.user_id}>"
 
 
-class LoginThrottle(db.Model):
+class LoginThrottle(Base):
     """Sign-in attempts counted per key, shared by every app process, to throttle guessing.
 
     One row per (kind, key), e.g. ("user", "anna") or ("address", "203.0.113.7"). It is only
@@ -189,6 +189,11 @@ class LoginThrottle(db.Model):
     """
 
     __tablename__ = "login_throttle"
+
+    if TYPE_CHECKING:
+        # Declarative types every __table__ as a FromClause; a class mapped to its own
+        # __tablename__ has a Table, which the Core statements that use this one need.
+        __table__: ClassVar[Table]
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -5,11 +5,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.timeutil import UTCDateTime
 
 
-class WebSession(db.Model):
+class WebSession(Base):
     """A signed-in browser session, known to the server so that signing out ends it.
 
     The cookie carries a random session id; only its SHA-256 is stored. A copy of the

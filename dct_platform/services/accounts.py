@@ -7,10 +7,10 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, and_, case, delete, literal, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -206,10 +206,11 @@ def _missing_assignment(role: str, sites: list[Site], trials: list[Trial]) -> di
 
 def _check_may_create(actor: User | None, role: str) -> None:
     # Administrators manage accounts; site staff open portal accounts for patients they enrol.
-    allowed = actor is not None and (
-        actor.role == Role.ADMIN or (actor.role in SITE_ROLES and role == Role.PATIENT)
-    )
-    if allowed and actor.is_enabled:  # type: ignore[union-attr]
+    if (
+        actor is not None
+        and (actor.role == Role.ADMIN or (actor.role in SITE_ROLES and role == Role.PATIENT))
+        and actor.is_enabled
+    ):
         return
     raise Forbidden("Your role cannot create this kind of account.")
 
@@ -431,6 +432,7 @@ def _retry_after(session: Session, counter: _Counter, now: datetime, policy: Thr
             t.c.kind == counter.kind, t.c.key == counter.key
         )
     ).one()
+    until: datetime  # the table's columns, unlike the model's, carry no Python types
     if counter.slow_down and row.next_allowed_at is not None:
         until = row.next_allowed_at
     else:
@@ -519,7 +521,8 @@ def authenticate(
     username = (username or "").strip().lower()[:80]
     remote_addr = (remote_addr or "unknown")[:64]
     counters, window_start = _reserve_attempt(session, username, remote_addr, now, policy)
-    user = session.scalar(select(User).where(User.username == username))
+    # Annotated: User's untyped Flask-Login base makes mypy read `select(User)` as Any.
+    user: User | None = session.scalar(select(User).where(User.username == username))
     if not verify_password(user.password_hash if user else None, password or ""):
         per_username = counters[-1]
         if user is not None and _failures(session, per_username) >= per_username.limit:
@@ -617,15 +620,21 @@ def revoke_token(session: Session, token: str, now: datetime) -> bool:
 
 def purge_stale_auth_records(session: Session, now: datetime, failure_window: timedelta) -> int:
     """Housekeeping: drop expired tokens (after a grace day) and stale sign-in counters."""
-    tokens = session.execute(delete(ApiToken).where(ApiToken.expires_at < now - timedelta(days=1)))
+    tokens = cast(
+        CursorResult[Any],
+        session.execute(delete(ApiToken).where(ApiToken.expires_at < now - timedelta(days=1))),
+    )
     t = LoginThrottle.__table__
     since = now - failure_window
     # A slowed-down username keeps its counter until its last delay is a window in the past.
-    counters = session.execute(
-        delete(t).where(
-            t.c.window_start < since,
-            or_(t.c.next_allowed_at.is_(None), t.c.next_allowed_at < since),
-        )
+    counters = cast(
+        CursorResult[Any],
+        session.execute(
+            delete(t).where(
+                t.c.window_start < since,
+                or_(t.c.next_allowed_at.is_(None), t.c.next_allowed_at < since),
+            )
+        ),
     )
     return (tokens.rowcount or 0) + (counters.rowcount or 0)
 

@@ -24,7 +24,10 @@ class Responsibility:
     investigator_id: int | None
 
 
-def _covers(model: type, at: datetime) -> ColumnElement[bool]:
+_Period = type[PatientSiteAssignment] | type[PatientTimezonePeriod] | type[SiteInvestigatorPeriod]
+
+
+def _covers(model: _Period, at: datetime) -> ColumnElement[bool]:
     # Periods are half-open, [valid_from, valid_to), so a hand-over instant has one owner.
     return and_(model.valid_from <= at, or_(model.valid_to.is_(None), model.valid_to > at))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -13,7 +14,7 @@ from dct_platform import policy
 from dct_platform.models import Patient, PatientIdentity, User
 from dct_platform.models.patients import PatientStatus
 
-SORTS: dict[str, tuple[ColumnElement[object], ...]] = {
+SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
     "subject": (Patient.subject_number.asc(),),
     "-subject": (Patient.subject_number.desc(),),
     "status": (Patient.status.asc(), Patient.subject_number.asc()),

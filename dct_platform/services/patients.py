@@ -231,6 +231,7 @@ def update_patient(
         expect_version(patient, seen)
     with audit.acting(session, actor, now, reason, what=_update_summary(patient, changes)):
         if moves:
+            assert new_zone is not None  # `moves` says a new zone was given
             _move_timezone(session, patient, new_zone, now, reason)
         _apply(patient, changes, now)
     return patient
@@ -309,7 +310,7 @@ def change_identity(
     identity = session.get(PatientIdentity, patient.id)
     if identity is None:
         raise NotFound("No personal data is recorded for this patient; record it first.")
-    errors = {
+    errors: dict[str, list[str]] = {
         k: ["cannot be empty"]
         for k in ("given_name", "family_name")
         if k in changes and not (changes[k] or "").strip()

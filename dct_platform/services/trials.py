@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -24,8 +25,10 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 TITLE_LENGTH = 300
 
 
-def _title_translations(translations: dict[str, str] | None) -> dict[str, str]:
-    """The translations to store, blank ones dropped; refused when a code or title is bad."""
+def _title_translations(translations: Mapping[str, object] | None) -> dict[str, str]:
+    """The translations to store, blank ones dropped; refused when a code or title is bad.
+
+    Typed as loosely as it checks: JSON from the API or a seed file can hold anything."""
     cleaned: dict[str, str] = {}
     problems: list[str] = []
     for language, title in (translations or {}).items():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from dct_platform.models import User, WebSession
@@ -52,11 +53,8 @@ def session_user(session: Session, user_id: int, sid: str | None) -> User | None
 
 def purge_web_sessions(session: Session, now: datetime, max_age: timedelta) -> int:
     """Housekeeping: forget ended sessions after a day and any session older than `max_age`."""
-    result = session.execute(
-        delete(WebSession).where(
-            or_(
-                WebSession.ended_at < now - timedelta(days=1), WebSession.created_at < now - max_age
-            )
-        )
+    statement = delete(WebSession).where(
+        or_(WebSession.ended_at < now - timedelta(days=1), WebSession.created_at < now - max_age)
     )
+    result = cast(CursorResult[Any], session.execute(statement))
     return result.rowcount or 0

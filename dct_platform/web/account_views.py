@@ -25,7 +25,7 @@ def change_password() -> Response | tuple[str, int]:
         user = current_user._get_current_object()
         try:
             change_own_password(
-                db.session,
+                db.session(),
                 user,
                 utcnow(),
                 form.current_password.data or "",

@@ -58,7 +58,7 @@ def _filters(patient_id: int | None = None) -> ActivityFilter:
 
 def _render(template: str, filters: ActivityFilter, **context: Any) -> str:
     page = max(1, min(request.args.get("page", 1, type=int), 10_000))
-    visible = policy.visible(current_user, RemoteActivity, session=db.session)
+    visible = policy.visible(current_user, RemoteActivity, session=db.session())
     rows = list(
         db.session.scalars(
             activity_query(visible, filters).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
@@ -114,5 +114,5 @@ def activity_list() -> str:
 @bp.get("/patients/<int:patient_id>/activity")
 @roles_required(*OVERSIGHT_ROLES)
 def patient_activity(patient_id: int) -> str:
-    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    patient = policy.get_visible(db.session(), current_user, Patient, patient_id)
     return _render("activity/timeline.html", _filters(patient.id), patient=patient)

@@ -103,7 +103,7 @@ EXPORT_LIMIT = 20_000
 def _trail_context() -> tuple[TrailFilter, list[Any], str]:
     trail_filter = TrailFilter.from_args(request.args)
     tz_name = current_user.timezone
-    conditions = trail_conditions(db.session, trail_filter.query(tz_name))
+    conditions = trail_conditions(db.session(), trail_filter.query(tz_name))
     return trail_filter, conditions, tz_name
 
 
@@ -119,10 +119,10 @@ def admin_audit() -> tuple[str, int]:
     before = request.args.get("before", type=int)
     if before is not None and not 0 < before <= MAX_AUDIT_SEQ:
         raise ValidationFailed("`before` is not an entry number of this trail.")
-    page = trail_page(db.session, conditions, before, current_app.config["AUDIT_PAGE_SIZE"])
+    page = trail_page(db.session(), conditions, before, current_app.config["AUDIT_PAGE_SIZE"])
     if trail_filter.errors:
-        page = trail_page(db.session, [false()], None, 1)
-    entries = masked_for_oversight(db.session, page.entries)
+        page = trail_page(db.session(), [false()], None, 1)
+    entries = masked_for_oversight(db.session(), page.entries)
     last_check = db.session.scalar(
         select(JobRun)
         .where(JobRun.job_id == AUDIT_JOB, JobRun.finished_at.is_not(None))
@@ -131,7 +131,7 @@ def admin_audit() -> tuple[str, int]:
     )
     return render_template(
         "admin/audit.html",
-        actions=read_actions(db.session, entries, tz_name),
+        actions=read_actions(db.session(), entries, tz_name),
         last_check=last_check,
         intact=AUDIT_INTACT,
         record_types=_record_types(),
@@ -153,8 +153,8 @@ def _export_entries() -> tuple[TrailFilter, list[Any], str, bool]:
         )
     )
     cut = len(rows) > EXPORT_LIMIT
-    entries = masked_for_oversight(db.session, rows[:EXPORT_LIMIT])
-    return trail_filter, read_actions(db.session, entries, tz_name), tz_name, cut
+    entries = masked_for_oversight(db.session(), rows[:EXPORT_LIMIT])
+    return trail_filter, read_actions(db.session(), entries, tz_name), tz_name, cut
 
 
 @bp.get("/admin/audit.csv")
@@ -188,7 +188,7 @@ def admin_audit_print() -> str:
 @roles_required(Role.ADMIN)
 def admin_audit_verify() -> Response:
     """Verify the whole chain now (the scheduler does it daily)."""
-    result = verify_chain(db.session, CheckpointStore.from_config(current_app.config))
+    result = verify_chain(db.session(), CheckpointStore.from_config(current_app.config))
     if result.ok:
         flash(f"Chain verified now: {result.checked} entries intact.", "success")
     else:

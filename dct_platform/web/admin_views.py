@@ -8,7 +8,6 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
-from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy, roles
 from dct_platform.auth import throttle_policy
@@ -22,7 +21,7 @@ from dct_platform.services.account_lists import AccountCriteria, find_accounts
 from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
 from dct_platform.web.form_errors import show_domain_error
-from dct_platform.web.forms import AccessForm, ReasonForm, UserForm
+from dct_platform.web.forms import AccessForm, ReasonForm, SelectChoice, UserForm
 from dct_platform.web.guards import roles_required
 
 ACCOUNT_PAGE_SIZE = 50
@@ -58,7 +57,7 @@ def _account_criteria(args: Any) -> tuple[AccountCriteria, list[str]]:
 @roles_required(Role.ADMIN)
 def admin_home() -> tuple[str, int]:
     criteria, errors = _account_criteria(request.args)
-    found = find_accounts(db.session, current_user, criteria)
+    found = find_accounts(db.session(), current_user, criteria)
     sites = {
         s.id: s
         for s in db.session.scalars(
@@ -78,7 +77,7 @@ def admin_home() -> tuple[str, int]:
         sites=sites,
         trials=trials,
         roles=roles.roles(),
-        locked=accounts.lockouts(db.session, found.users, utcnow(), throttle_policy()),
+        locked=accounts.lockouts(db.session(), found.users, utcnow(), throttle_policy()),
         args={k: v for k, v in request.args.items() if k != "page" and v},
         mail=mail,
         statuses=list(OutboxStatus),
@@ -119,7 +118,7 @@ def admin_new_user() -> Response | tuple[str, int]:
                 select(Trial).where(Trial.id.in_(form.trial_ids.data or []))
             )
             user = accounts.create_user(
-                db.session,
+                db.session(),
                 current_user,
                 utcnow(),
                 username=form.username.data or "",
@@ -154,7 +153,7 @@ def _show_once(user: User, password: str) -> Response:
 @bp.get("/admin/users/<int:user_id>")
 @roles_required(Role.ADMIN)
 def admin_user(user_id: int) -> str:
-    user = policy.get_visible(db.session, current_user, User, user_id)
+    user = policy.get_visible(db.session(), current_user, User, user_id)
     return _render_user(user)
 
 
@@ -174,7 +173,7 @@ def _render_user(
     reset: ReasonForm | None = None,
     unlock: ReasonForm | None = None,
 ) -> str:
-    lockout = accounts.lockouts(db.session, [user], utcnow(), throttle_policy()).get(user.id)
+    lockout = accounts.lockouts(db.session(), [user], utcnow(), throttle_policy()).get(user.id)
     return render_template(
         "admin/user.html",
         user=user,
@@ -191,12 +190,12 @@ def _render_user(
 @bp.post("/admin/users/<int:user_id>/access")
 @roles_required(Role.ADMIN)
 def admin_user_access(user_id: int) -> Response | tuple[str, int]:
-    user = policy.get_visible(db.session, current_user, User, user_id)
+    user = policy.get_visible(db.session(), current_user, User, user_id)
     access = _access_form(user, formdata=True)
     if access.validate_on_submit():
         try:
             accounts.set_access(
-                db.session,
+                db.session(),
                 current_user,
                 utcnow(),
                 user,
@@ -219,7 +218,7 @@ def admin_user_access(user_id: int) -> Response | tuple[str, int]:
 @bp.post("/admin/users/<int:user_id>/<any(disable, enable, reset, unlock):action>")
 @roles_required(Role.ADMIN)
 def admin_user_action(user_id: int, action: str) -> Response | tuple[str, int]:
-    user = policy.get_visible(db.session, current_user, User, user_id)
+    user = policy.get_visible(db.session(), current_user, User, user_id)
     prefix = action if action in ("reset", "unlock") else ""
     form = ReasonForm(prefix=prefix)
     if form.validate_on_submit():
@@ -227,14 +226,14 @@ def admin_user_action(user_id: int, action: str) -> Response | tuple[str, int]:
         try:
             if action == "reset":
                 return _show_once(
-                    user, accounts.reset_password(db.session, current_user, now, user, reason)
+                    user, accounts.reset_password(db.session(), current_user, now, user, reason)
                 )
             if action == "unlock":
-                accounts.unlock(db.session, current_user, now, user, reason)
+                accounts.unlock(db.session(), current_user, now, user, reason)
                 done = "may sign in again"
             else:
                 accounts.set_enabled(
-                    db.session, current_user, now, user, action == "enable", reason
+                    db.session(), current_user, now, user, action == "enable", reason
                 )
                 done = "is enabled" if action == "enable" else "is disabled"
         except DomainError as exc:

@@ -38,7 +38,7 @@ def login() -> Response | tuple[str, int, dict[str, str]]:
         keep_despite_error()
         try:
             user = authenticate(
-                db.session,
+                db.session(),
                 form.username.data or "",
                 form.password.data or "",
                 remote_addr=request.remote_addr or "unknown",
@@ -62,7 +62,7 @@ def login() -> Response | tuple[str, int, dict[str, str]]:
             # request, the session ends after that much inactivity (automatic sign-off).
             session.permanent = True
             login_user(user)
-            session[WEB_SESSION_KEY] = open_web_session(db.session, user, utcnow())
+            session[WEB_SESSION_KEY] = open_web_session(db.session(), user, utcnow())
             return redirect(_safe_next(request.args.get("next")) or url_for("web.home"))
     elif request.method == "POST":
         status = 400
@@ -71,7 +71,7 @@ def login() -> Response | tuple[str, int, dict[str, str]]:
 
 @bp.post("/logout")
 def logout() -> Response:
-    end_web_session(db.session, session.get(WEB_SESSION_KEY), utcnow())
+    end_web_session(db.session(), session.get(WEB_SESSION_KEY), utcnow())
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import cast
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -13,7 +15,10 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
+
+# types-WTForms (3.2) predates SelectChoice (WTForms 3.3), and its `choices` types admit only
+# tuples. Imported here once, as Any, for every form and view that declares choices.
+from wtforms.fields.choices import SelectChoice as SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from dct_platform.i18n import SUPPORTED_LANGUAGES
@@ -40,8 +45,11 @@ class VersionedForm(FlaskForm):
     version = HiddenField()
 
     def submitted_version(self) -> int | None:
+        data = self.version.data
+        if data is None:
+            return None
         try:
-            return int(self.version.data)
+            return int(data)
         except (TypeError, ValueError):
             return None
 
@@ -133,7 +141,9 @@ class EnrolForm(IdentityForm):
         validators=[DataRequired(), Length(max=64)],
         description="Where the patient lives, e.g. Europe/Berlin",
     )
-    preferred_language = PreferencesForm.preferred_language
+    # The same unbound field, so it keeps its place in the field order. Cast as the stubs type
+    # every field declaration (the field, not its UnboundField), so forms see a SelectField.
+    preferred_language = cast(SelectField, PreferencesForm.preferred_language)
     status = SelectField(
         "Status",
         choices=[SelectChoice("screening", "Screening"), SelectChoice("enrolled", "Enrolled")],

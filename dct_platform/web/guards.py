@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask_login import current_user, login_required
 
@@ -21,6 +21,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
             policy.require_role(current_user, *roles)
             return view(*args, **kwargs)
 
-        return wrapped  # type: ignore[return-value]
+        # functools.wraps keeps the view's signature, which F stands for.
+        return cast(F, wrapped)
 
     return decorate

@@ -79,7 +79,7 @@ def _names(found: PatientPage) -> dict[int, str]:
 
 def _list_context() -> tuple[dict[str, Any], int]:
     criteria, errors = _criteria(request.args)
-    found = find_patients(db.session, current_user, criteria)
+    found = find_patients(db.session(), current_user, criteria)
     sites = list(
         db.session.scalars(
             select(Site).where(policy.visible(current_user, Site)).order_by(Site.site_number)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
-from wtforms.fields.choices import SelectChoice
 
 from dct_platform import policy
 from dct_platform.audit_reading import ReadableAction, actions_csv, read_actions
@@ -21,7 +22,7 @@ from dct_platform.services.patient_status import Consent
 from dct_platform.timeutil import canonical_timezones, utcnow
 from dct_platform.web import bp
 from dct_platform.web.form_errors import show_domain_error
-from dct_platform.web.forms import EnrolForm, IdentityForm, StatusForm, TransferForm
+from dct_platform.web.forms import EnrolForm, IdentityForm, SelectChoice, StatusForm, TransferForm
 from dct_platform.web.guards import roles_required
 
 
@@ -39,7 +40,7 @@ def _render_patient(
     status_form: StatusForm | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    identity = service.get_identity(db.session, current_user, patient)
+    identity = service.get_identity(db.session(), current_user, patient)
     if identity_form is None:
         identity_form = IdentityForm(obj=identity, formdata=None)
     if transfer_form is None:
@@ -48,7 +49,7 @@ def _render_patient(
     if status_form is None:
         status_form = StatusForm(formdata=None, prefix="status")
     _status_choices(status_form, patient)
-    history = service.site_history(db.session, patient)
+    history = service.site_history(db.session(), patient)
     sites = {
         s.id: s for s in db.session.scalars(select(Site).where(Site.trial_id == patient.trial_id))
     }
@@ -63,21 +64,21 @@ def _render_patient(
         trail_actions=_history(patient),
         status_form=status_form,
         status_labels=patient_status.LABELS,
-        status_history=patient_status.status_history(db.session, patient),
+        status_history=patient_status.status_history(db.session(), patient),
     ), status
 
 
 @bp.post("/site/patients/<int:patient_id>/status")
 @roles_required(*SITE_ROLES)
 def site_patient_status(patient_id: int) -> Response | tuple[str, int]:
-    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    patient = policy.get_visible(db.session(), current_user, Patient, patient_id)
     form = StatusForm(prefix="status")
     _status_choices(form, patient)
     status = 422
     if form.validate_on_submit():
         try:
             patient_status.change_status(
-                db.session,
+                db.session(),
                 current_user,
                 utcnow(),
                 patient,
@@ -98,14 +99,14 @@ def site_patient_status(patient_id: int) -> Response | tuple[str, int]:
 
 
 def _history(patient: Patient) -> list[ReadableAction]:
-    entries = service.record_history(db.session, current_user, patient)
-    return read_actions(db.session, entries, current_user.timezone)
+    entries = service.record_history(db.session(), current_user, patient)
+    return read_actions(db.session(), entries, current_user.timezone)
 
 
 @bp.get("/site/patients/<int:patient_id>/history.csv")
 @roles_required(*SITE_ROLES)
 def site_patient_history_csv(patient_id: int) -> Response:
-    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    patient = policy.get_visible(db.session(), current_user, Patient, patient_id)
     response = Response(actions_csv(_history(patient), current_user.timezone), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="history-{secure_filename(patient.subject_number)}.csv"'
@@ -116,7 +117,7 @@ def site_patient_history_csv(patient_id: int) -> Response:
 @bp.get("/site/patients/<int:patient_id>/history/print")
 @roles_required(*SITE_ROLES)
 def site_patient_history_print(patient_id: int) -> str:
-    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    patient = policy.get_visible(db.session(), current_user, Patient, patient_id)
     return render_template(
         "site/history_print.html",
         patient=patient,
@@ -172,14 +173,14 @@ def site_enrol() -> Response | tuple[str, int]:
     status = 200
     if form.validate_on_submit():
         site = next((s for s in sites if s.id == form.site_id.data), None)
-        identity = service.IdentityInput(
-            **{k: getattr(form, k).data or None for k in service.IDENTITY_FIELDS}
-        )
+        # Field by field: text or a date, and None for a blank field.
+        fields: dict[str, Any] = {k: getattr(form, k).data or None for k in service.IDENTITY_FIELDS}
+        identity = service.IdentityInput(**fields)
         try:
             if site is None:
                 raise NotFound("Choose one of your sites.")
             result = enrol_with_portal_account(
-                db.session,
+                db.session(),
                 current_user,
                 utcnow(),
                 site=site,
@@ -212,25 +213,24 @@ def site_enrol() -> Response | tuple[str, int]:
 @bp.get("/site/patients/<int:patient_id>")
 @roles_required(*SITE_ROLES)
 def site_patient(patient_id: int) -> tuple[str, int]:
-    return _render_patient(policy.get_visible(db.session, current_user, Patient, patient_id))
+    return _render_patient(policy.get_visible(db.session(), current_user, Patient, patient_id))
 
 
 @bp.post("/site/patients/<int:patient_id>/identity")
 @roles_required(*SITE_ROLES)
 def site_patient_identity(patient_id: int) -> Response | tuple[str, int]:
-    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    patient = policy.get_visible(db.session(), current_user, Patient, patient_id)
     form = IdentityForm()
     status = 422
     if form.validate_on_submit():
-        data = service.IdentityInput(
-            **{k: getattr(form, k).data or None for k in service.IDENTITY_FIELDS}
-        )
+        fields: dict[str, Any] = {k: getattr(form, k).data or None for k in service.IDENTITY_FIELDS}
+        data = service.IdentityInput(**fields)
         try:
-            current = service.get_identity(db.session, current_user, patient)
+            current = service.get_identity(db.session(), current_user, patient)
             if current is not None:
                 expect_version(current, form.submitted_version())
             service.save_identity(
-                db.session, current_user, utcnow(), patient, data, form.reason.data
+                db.session(), current_user, utcnow(), patient, data, form.reason.data
             )
         except DomainError as exc:
             show_domain_error(form, exc)
@@ -244,7 +244,7 @@ def site_patient_identity(patient_id: int) -> Response | tuple[str, int]:
 @bp.post("/site/patients/<int:patient_id>/transfer")
 @roles_required(*SITE_ROLES)
 def site_patient_transfer(patient_id: int) -> Response | tuple[str, int]:
-    patient = policy.get_visible(db.session, current_user, Patient, patient_id)
+    patient = policy.get_visible(db.session(), current_user, Patient, patient_id)
     form = TransferForm()
     _transfer_choices(form, patient)
     if form.validate_on_submit():
@@ -253,7 +253,7 @@ def site_patient_transfer(patient_id: int) -> Response | tuple[str, int]:
             if to_site is None:
                 raise DomainError("Choose a site.")
             service.transfer_patient(
-                db.session,
+                db.session(),
                 current_user,
                 utcnow(),
                 patient,

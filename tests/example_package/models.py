@@ -5,11 +5,11 @@ from datetime import date
 from sqlalchemy import Date, ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dct_platform.extensions import db
+from dct_platform.extensions import Base
 from dct_platform.models.mixins import Audited
 
 
-class ExampleHomeVisit(Audited, db.Model):
+class ExampleHomeVisit(Audited, Base):
     """A home visit on a local date, assigned to a nurse."""
 
     __tablename__ = "example_home_visits"

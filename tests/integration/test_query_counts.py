@@ -29,13 +29,13 @@ API = {
     ("coord_berlin", "/api/v1/patients"): 3,
     ("coord_berlin", "/api/v1/activities"): 3,
     ("manager", "/api/v1/trials"): 2,
-    ("admin", "/api/v1/users"): 2,
+    ("admin", "/api/v1/users"): 3,
     ("admin", "/api/v1/audit/entries"): 3,
 }
 PAGES = {
     ("coord_berlin", "/site"): 5,
     ("pi_berlin", "/investigator"): 5,
-    ("coord_berlin", "/site/patients/{anna}"): 18,
+    ("coord_berlin", "/site/patients/{anna}"): 19,
     ("coord_berlin", "/activity"): 6,
     ("admin", "/admin"): 7,
     ("manager", "/trial"): 4,

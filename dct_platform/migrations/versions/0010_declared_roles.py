@@ -8,6 +8,7 @@ Create Date: 2026-11-26 01:40:00
 from collections.abc import Sequence
 
 from alembic import op
+from sqlalchemy.engine import Connection
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -27,7 +28,7 @@ CORE_ROLES = (
 OLD_CHECK_SQL = f"CONSTRAINT {CHECK} CHECK (role IN ({', '.join(repr(r) for r in CORE_ROLES)}))"
 
 
-def _rewrite_sqlite_users_sql(connection, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
+def _rewrite_sqlite_users_sql(connection: Connection, old: str, new: str) -> None:
     """Change the stored definition of `users` in place.
 
     SQLite cannot drop a CHECK constraint. Copying the table instead (alembic's batch mode)

@@ -7,6 +7,7 @@ Create Date: 2026-11-26 02:00:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,7 +23,7 @@ TABLE = "patient_status_changes"
 STATUSES = ("screening", "enrolled", "completed", "withdrawn", "screen_failed")
 # Plain ADD COLUMNs (no batch copy, which on SQLite would cascade through the foreign
 # keys); SQLite's update guards list their columns, so they are renewed afterwards.
-NEW_COLUMNS = {
+NEW_COLUMNS: dict[str, list[sa.Column[Any]]] = {
     "patients": [
         sa.Column("consent_date", sa.Date(), nullable=True),
         sa.Column("consent_version", sa.String(length=40), nullable=True),
@@ -30,7 +31,7 @@ NEW_COLUMNS = {
     "sites": [sa.Column("enrolment_target", sa.Integer(), nullable=True)],
     "users": [sa.Column("unlocked_at", sa.DateTime(timezone=True), nullable=True)],
 }
-EXEMPT = {"users": ("last_login_at",)}
+EXEMPT: dict[str, tuple[str, ...]] = {"users": ("last_login_at",)}
 
 
 def _status(name: str) -> sa.Enum:
