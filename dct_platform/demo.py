@@ -153,6 +153,10 @@ class _Seeder:
                 sponsor=sponsor,
                 protocol_number=PROTOCOL,
                 title="Remote monitoring of NW-204 in chronic heart failure",
+                title_translations={
+                    "de": "Fernüberwachung von NW-204 bei chronischer Herzinsuffizienz",
+                    "ja": "慢性心不全におけるNW-204の遠隔モニタリング",
+                },
                 phase=TrialPhase.PHASE_3,
                 status=TrialStatus.ACTIVE,
                 system=SYSTEM,

@@ -229,6 +229,11 @@ class TrialSchema(Schema):
     sponsor = fields.Function(
         lambda t: t.sponsor.name, metadata=doc("The sponsor's name", "Acme Pharma", type="string")
     )
+    title_translations = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata=doc("The title in patients' languages, by language code", {"de": "Studie"}),
+    )
 
 
 class TrialCreateSchema(Schema):
@@ -245,6 +250,16 @@ class TrialCreateSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=300))
     phase = fields.Enum(TrialPhase, by_value=True, required=True)
     status = fields.Enum(TrialStatus, by_value=True, load_default=TrialStatus.PLANNING)
+    title_translations = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=16)),
+        values=fields.String(validate=validate.Length(max=300)),
+        load_default=dict,
+        validate=validate.Length(max=20),
+        metadata=doc(
+            "The title as patients read it in their language, by language code",
+            {"de": "Fernüberwachung bei Herzinsuffizienz", "ja": "心不全の遠隔モニタリング"},
+        ),
+    )
 
 
 class SiteCreateSchema(Schema):
@@ -258,6 +273,13 @@ class SiteCreateSchema(Schema):
     timezone = fields.String(required=True, metadata=doc(TIMEZONE_DOC, "Europe/Berlin"))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     email = fields.Email(load_default=None, allow_none=True, validate=EMAIL_LENGTH)
+    enrolment_target = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=0, max=100_000),
+        metadata=doc("How many patients the site is to enrol", 12),
+    )
 
 
 class InvestigatorAppointmentSchema(Schema):
@@ -276,6 +298,9 @@ class SiteSchema(Schema):
     timezone = fields.String(metadata=doc(TIMEZONE_DOC, "Europe/Berlin"))
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
+    enrolment_target = fields.Integer(
+        allow_none=True, metadata=doc("How many patients the site is to enrol; null: no target")
+    )
     principal_investigator = fields.Function(
         lambda s: s.principal_investigator.display_name if s.principal_investigator else None,
         metadata=doc(

@@ -24,11 +24,20 @@ def test_admin_sets_up_a_trial_with_a_site_and_pi(
             "protocol_number": "T-002",
             "title": "Second",
             "phase": "III",
+            "title_translations": {"de": "Zweite Studie", "ja": "第二の試験"},
         },
     )
     assert trial.status_code == 201, trial.get_json()
     body = trial.get_json()
     assert body["sponsor"] == "Acme Pharma" and body["status"] == "planning"
+    assert body["title_translations"] == {"de": "Zweite Studie", "ja": "第二の試験"}
+    bad = client.post(
+        "/api/v1/trials",
+        headers=admin,
+        json={"sponsor": "A", "protocol_number": "T-003", "title": "T", "phase": "III",
+              "title_translations": {"not a language": "x"}},
+    )  # fmt: skip
+    assert bad.status_code == 422 and "title_translations" in bad.get_json()["details"]["fields"]
 
     site = client.post(
         f"/api/v1/trials/{body['id']}/sites",
@@ -39,9 +48,11 @@ def test_admin_sets_up_a_trial_with_a_site_and_pi(
             "country": "US",
             "timezone": "America/New_York",
             "phone": "+1 617 555 0100",
+            "enrolment_target": 20,
         },
     )
     assert site.status_code == 201 and site.get_json()["phone"] == "+1 617 555 0100"
+    assert site.get_json()["enrolment_target"] == 20
     site_id = site.get_json()["id"]
 
     pi = world.users["pi_berlin"].id
