@@ -50,7 +50,17 @@ def _config_for(app: Flask) -> Config:
 
 def script_heads(app: Flask) -> set[str]:
     """The newest revision of every branch: what a fully migrated database is at."""
-    return set(ScriptDirectory.from_config(_config_for(app)).get_heads())
+    script = ScriptDirectory.from_config(_config_for(app))
+    heads = set(script.get_heads())
+    # A branch head that another branch depends on (a package on the core's newest
+    # revision) is applied with it: the database records only the dependent head.
+    below = {
+        rev.revision
+        for head in heads
+        for rev in script.revision_map.iterate_revisions(head, "base")
+        if rev is not None and rev.revision != head
+    }
+    return heads - below
 
 
 def upgrade(app: Flask, revision: str = "heads") -> None:

@@ -1,7 +1,10 @@
-"""Wearable device readings and eDiary entries: ingestion, validation and de-duplication.
+"""Wearable device readings and eDiary entries: the device registry, ingestion, validation
+and de-duplication.
 
-The capability arrives with its own issue; the package is registered now so that its place
-in the layering (beside `logistics`, never importing it) is enforced from the start.
+Layout (README, "A feature package"): `models.py` the registry's tables, `migrations/` the
+package's own Alembic branch (`devices`), `metrics.py` the metric catalogue, `readings.py`
+and `omh.py` the validation of incoming batches (native JSON and Open mHealth),
+`registry.py` the registry's rules.
 """
 
 from __future__ import annotations
@@ -10,4 +13,5 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Nothing to register until device ingestion lands."""
+    # Importing registers the tables on the platform's metadata.
+    from devices import models  # noqa: F401

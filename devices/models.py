@@ -1,0 +1,160 @@
+"""The device registry: models of devices, the units in circulation, who holds each unit
+when, the credentials a unit sends its data with, and the versions it reported."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    select,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dct_platform.extensions import Base
+from dct_platform.models import Patient
+from dct_platform.models.mixins import Audited, Timestamped, names_by_id
+from dct_platform.models.trials import enum_column
+from dct_platform.timeutil import UTCDateTime
+
+
+class DeviceKind(enum.StrEnum):
+    WEARABLE = "wearable"  # worn or used by a patient at home
+    LOGGER = "logger"  # a temperature logger travelling with a shipment
+
+
+class DeviceModel(Audited, Timestamped, Base):
+    """A make of device: what it measures and the oldest firmware the study accepts."""
+
+    __tablename__ = "device_models"
+    __table_args__ = (UniqueConstraint("manufacturer", "model_name"),)
+    __audit_noun__ = "Device model"
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, cls.manufacturer + " " + cls.model_name).where(cls.id.in_(ids)),
+        )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manufacturer: Mapped[str] = mapped_column(String(100))
+    model_name: Mapped[str] = mapped_column(String(100), info={"label": "Model"})
+    kind: Mapped[DeviceKind] = mapped_column(enum_column(DeviceKind, "device_kind"))
+    # Metric codes of devices/metrics.py that the model reports.
+    metrics: Mapped[list[str]] = mapped_column(JSON())
+    min_firmware: Mapped[str | None] = mapped_column(String(40), info={"label": "Minimum firmware"})
+
+
+class DeviceUnit(Audited, Timestamped, Base):
+    """One physical device, known by its serial number."""
+
+    __tablename__ = "device_units"
+    __table_args__ = (UniqueConstraint("model_id", "serial_number"),)
+    __audit_noun__ = "Device"
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(session, select(cls.id, cls.serial_number).where(cls.id.in_(ids)))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("device_models.id"), index=True)
+    serial_number: Mapped[str] = mapped_column(String(80))
+    # Set when the unit leaves the study for good (lost, broken, disposed of).
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Not joined: a row lock on the unit must not lock its model (FOR UPDATE of a join).
+    model: Mapped[DeviceModel] = relationship()
+
+
+class DeviceAssignment(Audited, Base):
+    """Who held a unit over which period (half-open, like site assignments): a patient
+    wearing it, or a shipment a logger travels with. One holder at a time per unit."""
+
+    __tablename__ = "device_assignments"
+    __table_args__ = (
+        Index(
+            "uq_device_assignments_open",
+            "unit_id",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="period_order"),
+        # Exactly one holder: a patient or a shipment.
+        CheckConstraint("(patient_id IS NULL) <> (shipment_id IS NULL)", name="one_holder"),
+    )
+    __audit_noun__ = "Device assignment of"
+    __audit_hidden__ = frozenset({"id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, DeviceUnit.serial_number)
+            .join(DeviceUnit, DeviceUnit.id == cls.unit_id)
+            .where(cls.id.in_(ids)),
+        )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    # The shipments capability adds its table and this column's foreign key.
+    shipment_id: Mapped[int | None] = mapped_column(index=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+    unit: Mapped[DeviceUnit] = relationship()
+    patient: Mapped[Patient | None] = relationship()
+
+
+class DeviceToken(Audited, Base):
+    """A unit's credential for the ingestion API. Only its SHA-256 is kept; the token is
+    shown once, at provisioning."""
+
+    __tablename__ = "device_tokens"
+    __audit_redact__ = frozenset({"token_hash"})
+    __audit_noun__ = "Device credential of"
+    __audit_hidden__ = frozenset({"id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, DeviceUnit.serial_number)
+            .join(DeviceUnit, DeviceUnit.id == cls.unit_id)
+            .where(cls.id.in_(ids)),
+        )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    unit: Mapped[DeviceUnit] = relationship()
+
+
+class DeviceVersionReport(Base):
+    """A firmware and app version a unit reported, and when it was first and last seen:
+    the unit's version timeline. Device data, not an edit of a record: not audited."""
+
+    __tablename__ = "device_version_reports"
+    __table_args__ = (UniqueConstraint("unit_id", "firmware_version", "app_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"), index=True)
+    firmware_version: Mapped[str] = mapped_column(String(40))
+    # Empty when the unit has no companion app.
+    app_version: Mapped[str] = mapped_column(String(40), default="")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
