@@ -10,7 +10,9 @@ a package never means editing the core's migrations.
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -21,6 +23,23 @@ from dct_platform.extensions import db
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 CORE_BRANCH = "core"
+
+
+# A partition of a partitioned table: `<table>_2026_03` (a month) or `<table>_default`.
+_PARTITION = re.compile(r"^(?P<parent>.+)_(\d{4}_\d{2}|default)$")
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Leave the partitions of a partitioned table (one whose model says
+    `info={"partitioned": True}`) out of the comparison of models and database: they are
+    made by the migration and a job, not by a model each."""
+    if type_ != "table" or name is None:
+        return True
+    match = _PARTITION.match(name)
+    if match is None:
+        return True
+    parent = db.metadata.tables.get(match.group("parent"))
+    return parent is None or not parent.info.get("partitioned")
 
 
 def package_migration_folders(packages: tuple[str, ...] | list[str]) -> dict[str, Path]:

@@ -14,4 +14,11 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     # Importing registers the tables on the platform's metadata.
-    from devices import models  # noqa: F401
+    from dct_platform.api import register_api_blueprint
+    from devices import api, models  # noqa: F401
+
+    register_api_blueprint(app, api.blp, public=("Readings",))
+    app.extensions["dct_openapi"].spec.components.security_scheme(
+        "deviceToken",
+        {"type": "http", "scheme": "bearer", "description": "A device unit's own credential"},
+    )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     String,
@@ -158,3 +159,53 @@ class DeviceVersionReport(Base):
     app_version: Mapped[str] = mapped_column(String(40), default="")
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeviceBatch(Base):
+    """Provenance of one accepted upload: which unit and credential sent it, when, a
+    SHA-256 of the raw body, and what became of its readings. The answer is kept, so a
+    batch resent with the same Idempotency-Key gets the same answer."""
+
+    __tablename__ = "device_batches"
+    __table_args__ = (UniqueConstraint("unit_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"), index=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("device_tokens.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    data_format: Mapped[str] = mapped_column(String(16))
+    stored: Mapped[int] = mapped_column(default=0)
+    duplicates: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+
+
+class DeviceReading(Base):
+    """One measurement, stored once: its key is the unit, the reading's own key and its
+    effective time (which on PostgreSQL also picks the monthly partition). Linked to the
+    patient wearing the unit and the site responsible for that patient at the reading's
+    time, not at its arrival. Data, not an edit of a record: not on the per-field trail;
+    each batch has its provenance record instead."""
+
+    __tablename__ = "device_readings"
+    __table_args__ = (
+        Index("ix_device_readings_patient_metric_time", "patient_id", "metric", "effective_start"),
+        Index("ix_device_readings_site_time", "site_id", "effective_start"),
+        {"postgresql_partition_by": "RANGE (effective_start)", "info": {"partitioned": True}},
+    )
+
+    unit_id: Mapped[int] = mapped_column(primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    effective_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    effective_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    metric: Mapped[str] = mapped_column(String(40))
+    value: Mapped[float] = mapped_column(Float())
+    patient_id: Mapped[int] = mapped_column()
+    site_id: Mapped[int] = mapped_column()
+    device_reading_id: Mapped[str | None] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    batch_id: Mapped[int] = mapped_column()
+    # Arrived more than DEVICE_LATE_AFTER_SECONDS after it was measured.
+    late: Mapped[bool] = mapped_column(default=False)

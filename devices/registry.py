@@ -248,17 +248,23 @@ def revoke_tokens(
         return _revoke(session, unit, now)
 
 
-def unit_for_token(session: Session, token: str) -> DeviceUnit | None:
-    """The unit a device token belongs to, while the token is valid."""
+def credential(session: Session, token: str) -> DeviceToken | None:
+    """The valid credential `token` is, with its unit; None when unknown or revoked."""
     return session.scalar(
-        select(DeviceUnit)
-        .join(DeviceToken, DeviceToken.unit_id == DeviceUnit.id)
+        select(DeviceToken)
+        .join(DeviceUnit, DeviceToken.unit_id == DeviceUnit.id)
         .where(
             DeviceToken.token_hash == token_digest(token),
             DeviceToken.revoked_at.is_(None),
             DeviceUnit.retired_at.is_(None),
         )
     )
+
+
+def unit_for_token(session: Session, token: str) -> DeviceUnit | None:
+    """The unit a device token belongs to, while the token is valid."""
+    found = credential(session, token)
+    return found.unit if found is not None else None
 
 
 def report_versions(

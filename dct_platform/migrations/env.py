@@ -8,6 +8,7 @@ from alembic import context
 
 import dct_platform.models  # noqa: F401  (registers the core tables on the metadata)
 from dct_platform.extensions import db
+from dct_platform.migrate import include_name
 from dct_platform.timeutil import UTCDateTime
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def run() -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=render_item,
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -7,6 +7,7 @@ patient's time zone has the same kind of history (`timezone_at`).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,26 +73,32 @@ def responsibility_at(session: Session, patient_id: int, at: datetime) -> Respon
 def responsibilities_at(
     session: Session, pairs: list[tuple[int, datetime]]
 ) -> dict[tuple[int, datetime], int]:
-    """Owning site for many (patient, time) pairs in one query, for batch ingestion."""
+    """Owning site for many (patient, time) pairs in one query, for batch ingestion: the
+    periods are grouped by patient and each time is found by bisection."""
     if not pairs:
         return {}
-    patient_ids = {p for p, _ in pairs}
-    rows = session.execute(
+    periods: dict[int, list[tuple[datetime, datetime | None, int]]] = {}
+    for patient_id, site_id, valid_from, valid_to in session.execute(
         select(
             PatientSiteAssignment.patient_id,
             PatientSiteAssignment.site_id,
             PatientSiteAssignment.valid_from,
             PatientSiteAssignment.valid_to,
-        ).where(PatientSiteAssignment.patient_id.in_(patient_ids))
-    ).all()
+        )
+        .where(PatientSiteAssignment.patient_id.in_({p for p, _ in pairs}))
+        .order_by(PatientSiteAssignment.patient_id, PatientSiteAssignment.valid_from)
+    ):
+        periods.setdefault(patient_id, []).append((valid_from, valid_to, site_id))
+    starts = {pid: [start for start, _, _ in rows] for pid, rows in periods.items()}
     found: dict[tuple[int, datetime], int] = {}
     for patient_id, at in pairs:
-        for row in rows:
-            if (
-                row.patient_id == patient_id
-                and row.valid_from <= at
-                and (row.valid_to is None or row.valid_to > at)
-            ):
-                found[(patient_id, at)] = row.site_id
-                break
+        rows = periods.get(patient_id)
+        if not rows:
+            continue
+        # The last period starting at or before `at`; periods never overlap.
+        i = bisect_right(starts[patient_id], at) - 1
+        if i >= 0:
+            valid_from, valid_to, site_id = rows[i]
+            if valid_to is None or at < valid_to:
+                found[(patient_id, at)] = site_id
     return found

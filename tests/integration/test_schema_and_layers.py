@@ -12,14 +12,16 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 
 from dct_platform.extensions import db
-from dct_platform.migrate import current_heads, script_heads
+from dct_platform.migrate import current_heads, include_name, script_heads
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_migrated_database_matches_the_models(app: Flask) -> None:
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": include_name}
+        )
         diff = compare_metadata(context, db.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
 

@@ -1,0 +1,218 @@
+"""Storing a batch of readings from one unit, each exactly once.
+
+The unit is known from its credential. Each valid reading is linked to the patient who
+held the unit at the reading's time and to the site responsible for that patient then;
+readings outside every holding period are refused with a reason. Rows go in with one
+set-based `INSERT ... ON CONFLICT DO NOTHING` per chunk, so the database, not a read
+before the write, decides what is a duplicate. A batch sent again with the same
+Idempotency-Key gets the answer it got the first time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from dct_platform.errors import Conflict
+from dct_platform.services.ownership import responsibilities_at
+from devices.models import DeviceAssignment, DeviceBatch, DeviceReading, DeviceUnit
+from devices.omh import is_omh, validate_omh
+from devices.readings import Rejection, ValidReading, validate_batch
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    future_tolerance: timedelta = timedelta(minutes=5)
+    late_after: timedelta = timedelta(hours=24)
+
+
+def _holding_periods(
+    session: Session, unit: DeviceUnit
+) -> list[tuple[datetime, datetime | None, int]]:
+    return [
+        (start, end, patient_id)
+        for start, end, patient_id in session.execute(
+            select(
+                DeviceAssignment.valid_from, DeviceAssignment.valid_to, DeviceAssignment.patient_id
+            )
+            .where(DeviceAssignment.unit_id == unit.id, DeviceAssignment.patient_id.is_not(None))
+            .order_by(DeviceAssignment.valid_from)
+        )
+        if patient_id is not None
+    ]
+
+
+def _holder(
+    periods: list[tuple[datetime, datetime | None, int]], starts: list[datetime], r: ValidReading
+) -> int | None:
+    i = bisect_right(starts, r.effective_start) - 1
+    if i < 0:
+        return None
+    _start, end, patient_id = periods[i]
+    last = r.effective_end or r.effective_start
+    if end is not None and (r.effective_start >= end or last > end):
+        return None
+    return patient_id
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def ingest(
+    session: Session,
+    unit: DeviceUnit,
+    token_id: int,
+    body: bytes,
+    items: list[object],
+    received_at: datetime,
+    *,
+    idempotency_key: str | None = None,
+    settings: IngestSettings | None = None,
+) -> dict[str, Any]:
+    """Store what is valid in `items` (native readings or Open mHealth data points); the
+    answer: the batch's id, how many were stored, how many were duplicates, and each
+    rejected item's index and reason."""
+    settings = settings or IngestSettings()
+    digest = hashlib.sha256(body).hexdigest()
+    if idempotency_key is not None:
+        earlier = session.scalar(
+            select(DeviceBatch).where(
+                DeviceBatch.unit_id == unit.id, DeviceBatch.idempotency_key == idempotency_key
+            )
+        )
+        if earlier is not None:
+            return _replay(earlier, digest)
+
+    omh = is_omh(items)
+    validate = validate_omh if omh else validate_batch
+    valid, rejected = validate(
+        items, received_at=received_at, future_tolerance=settings.future_tolerance
+    )
+
+    periods = _holding_periods(session, unit)
+    starts = [p[0] for p in periods]
+    placed: list[tuple[ValidReading, int]] = []
+    for reading in valid:
+        patient_id = _holder(periods, starts, reading)
+        if patient_id is None:
+            rejected.append(
+                Rejection(
+                    reading.index,
+                    f"time {reading.effective_start.isoformat()} is outside the periods "
+                    f"device {unit.serial_number} was assigned to a patient",
+                )
+            )
+        else:
+            placed.append((reading, patient_id))
+    sites = responsibilities_at(session, [(pid, r.effective_start) for r, pid in placed])
+    for reading, patient_id in placed:
+        if (patient_id, reading.effective_start) not in sites:
+            rejected.append(
+                Rejection(reading.index, "time is before the patient's enrolment at a site")
+            )
+
+    batch = _open_batch(session, unit, token_id, received_at, digest, idempotency_key, omh)
+    if batch is None:  # a concurrent send with the same key committed first
+        return _replay(_batch_with_key(session, unit, idempotency_key), digest)
+
+    rows = [
+        {
+            "unit_id": unit.id,
+            "dedup_key": r.dedup_key,
+            "effective_start": r.effective_start,
+            "effective_end": r.effective_end,
+            "metric": r.metric,
+            "value": r.value,
+            "patient_id": pid,
+            "site_id": sites[(pid, r.effective_start)],
+            "device_reading_id": r.device_reading_id,
+            "received_at": received_at,
+            "batch_id": batch.id,
+            "late": received_at - (r.effective_end or r.effective_start) > settings.late_after,
+        }
+        for r, pid in placed
+        if (pid, r.effective_start) in sites
+    ]
+    insert = _insert(session)
+    stored = 0
+    for start in range(0, len(rows), CHUNK):
+        result = session.execute(
+            insert(DeviceReading)
+            .values(rows[start : start + CHUNK])
+            .on_conflict_do_nothing()
+            .returning(DeviceReading.dedup_key)
+        )
+        stored += len(result.all())
+    rejected.sort(key=lambda rejection: rejection.index)
+    answer: dict[str, Any] = {
+        "batch_id": batch.id,
+        "format": "openmhealth" if omh else "native",
+        "received": len(items),
+        "stored": stored,
+        "duplicates": len(rows) - stored,
+        "late": sum(1 for row in rows if row["late"]),
+        "rejected": [{"index": r.index, "reason": r.reason} for r in rejected],
+    }
+    batch.stored, batch.duplicates, batch.rejected = stored, len(rows) - stored, len(rejected)
+    batch.answer = answer
+    session.flush()
+    return answer
+
+
+def _open_batch(
+    session: Session,
+    unit: DeviceUnit,
+    token_id: int,
+    received_at: datetime,
+    digest: str,
+    idempotency_key: str | None,
+    omh: bool,
+) -> DeviceBatch | None:
+    """The batch's provenance row, or None when another request holds the same key: the
+    unique key makes the second of two concurrent sends wait for the first, then yield."""
+    values = {
+        "unit_id": unit.id,
+        "token_id": token_id,
+        "received_at": received_at,
+        "body_sha256": digest,
+        "idempotency_key": idempotency_key,
+        "data_format": "openmhealth" if omh else "native",
+        "stored": 0,
+        "duplicates": 0,
+        "rejected": 0,
+    }
+    batch_id = session.execute(
+        _insert(session)(DeviceBatch)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(DeviceBatch.id)
+    ).scalar()
+    return None if batch_id is None else session.get(DeviceBatch, batch_id)
+
+
+def _batch_with_key(session: Session, unit: DeviceUnit, key: str | None) -> DeviceBatch:
+    batch = session.scalar(
+        select(DeviceBatch).where(
+            DeviceBatch.unit_id == unit.id, DeviceBatch.idempotency_key == key
+        )
+    )
+    assert batch is not None  # the insert conflicted on exactly this row
+    return batch
+
+
+def _replay(batch: DeviceBatch, digest: str) -> dict[str, Any]:
+    if batch.body_sha256 != digest:
+        raise Conflict(
+            "This Idempotency-Key was used for a different batch; send a new key for new data."
+        )
+    return dict(batch.answer or {})
