@@ -100,8 +100,13 @@ def test_statuses_the_platform_answers_around_every_handler_are_listed(
         listed = set(op["responses"])
         where = (method, path)
         assert {"422", "503"} <= listed, where  # an unknown query parameter, a database outage
-        if op.get("security") != [] and path != "/api/v1/auth/token":
+        security = op.get("security")
+        if security is None and path != "/api/v1/auth/token":
+            # A user token: refused (401), or held back while its password is temporary (403).
             assert {"401", "403"} <= listed, where
+        elif security:
+            # A device's own credential: valid or refused, nothing in between.
+            assert "401" in listed, where
         if any(p["in"] == "path" for p in parameters):
             assert "404" in listed, where
         if "requestBody" in op:
