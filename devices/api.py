@@ -105,9 +105,7 @@ class Readings(MethodView):
             now,
             idempotency_key=key,
             settings=ingestion.IngestSettings(
-                future_tolerance=timedelta(
-                    seconds=config.get("DEVICE_FUTURE_TOLERANCE_SECONDS", 300)
-                ),
-                late_after=timedelta(seconds=config.get("DEVICE_LATE_AFTER_SECONDS", 86400)),
+                future_tolerance=timedelta(seconds=config["DEVICE_FUTURE_TOLERANCE_SECONDS"]),
+                late_after=timedelta(seconds=config["DEVICE_LATE_AFTER_SECONDS"]),
             ),
         )
