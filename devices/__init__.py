@@ -11,8 +11,10 @@ device endpoint, `partitions.py` the readings' monthly partitions on PostgreSQL.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 
 from flask import Flask
+from sqlalchemy.orm import Session
 
 SETTINGS = {
     # A reading stamped later than its arrival plus this is refused: the device clock is off.
@@ -27,10 +29,20 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(name, int(os.environ.get(name, default)))
     # Importing registers the tables on the platform's metadata.
     from dct_platform.api import register_api_blueprint
+    from dct_platform.scheduler import register_job
     from devices import api, models  # noqa: F401
 
     register_api_blueprint(app, api.blp, public=("Readings",))
+    register_job(app, "devices.partitions", _partitions_ahead, every=timedelta(hours=24))
     app.extensions["dct_openapi"].spec.components.security_scheme(
         "deviceToken",
         {"type": "http", "scheme": "bearer", "description": "A device unit's own credential"},
     )
+
+
+def _partitions_ahead(session: Session, now: datetime) -> str:
+    """Keep the readings' monthly partitions three months ahead (PostgreSQL)."""
+    from devices.partitions import create_month_partitions
+
+    created = create_month_partitions(session.connection(), now, ahead=3)
+    return f"created {len(created)} partitions" + (f": {', '.join(created)}" if created else "")

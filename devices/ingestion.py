@@ -13,15 +13,19 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dct_platform.errors import Conflict
-from dct_platform.services.ownership import responsibilities_at
+from dct_platform.models import Patient, RemoteActivity
+from dct_platform.services import activities
+from dct_platform.services.ownership import responsibilities_at, timezone_at
 from devices.models import DeviceAssignment, DeviceBatch, DeviceReading, DeviceUnit
 from devices.omh import is_omh, validate_omh
 from devices.readings import Rejection, ValidReading, validate_batch
@@ -153,6 +157,8 @@ def ingest(
             .returning(DeviceReading.dedup_key)
         )
         stored += len(result.all())
+    if stored:
+        _record_patient_days(session, unit, rows, received_at)
     rejected.sort(key=lambda rejection: rejection.index)
     answer: dict[str, Any] = {
         "batch_id": batch.id,
@@ -216,3 +222,61 @@ def _replay(batch: DeviceBatch, digest: str) -> dict[str, Any]:
             "This Idempotency-Key was used for a different batch; send a new key for new data."
         )
     return dict(batch.answer or {})
+
+
+DEVICE_DATA = activities.register_type("device-data", "Device data", "devices")
+
+
+def _record_patient_days(
+    session: Session, unit: DeviceUnit, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    """One remote activity per patient and local day with data, updated as batches
+    arrive: the timeline shows days of wear, not every reading or batch."""
+    days: dict[tuple[int, date], tuple[datetime, datetime]] = {}
+    zones: dict[int, ZoneInfo] = {}
+    for row in rows:
+        patient_id = row["patient_id"]
+        if patient_id not in zones:
+            zones[patient_id] = ZoneInfo(timezone_at(session, patient_id, row["effective_start"]))
+        start = row["effective_start"]
+        end = row["effective_end"] or start
+        key = (patient_id, start.astimezone(zones[patient_id]).date())
+        first, last = days.get(key, (start, end))
+        days[key] = (min(first, start), max(last, end))
+    for (patient_id, day), (first, last) in sorted(days.items()):
+        record_id = f"{patient_id}:{day.isoformat()}"
+        known = session.scalar(
+            select(RemoteActivity).where(
+                RemoteActivity.activity_type == DEVICE_DATA.name,
+                RemoteActivity.record_table == "device_readings",
+                RemoteActivity.record_id == record_id,
+            )
+        )
+        if known is not None:
+            first = min(first, known.occurred_at)
+            last = max(last, known.ends_at or last)
+        patient = session.get(Patient, patient_id)
+        assert patient is not None  # the reading was linked to this patient just now
+        for attempt in range(2):
+            try:
+                # A savepoint: another batch of the same day may create the row first.
+                with session.begin_nested():
+                    activities.record_activity(
+                        session,
+                        now,
+                        activity_type=DEVICE_DATA,
+                        patient=patient,
+                        occurred_at=first,
+                        ends_at=last,
+                        record_table="device_readings",
+                        record_id=record_id,
+                        status="received",
+                        summary=f"Data from device {unit.serial_number} on {day.isoformat()}",
+                        originator=activities.Originator.DEVICE,
+                        originator_ref=unit.serial_number,
+                        location_type="home",
+                    )
+                break
+            except IntegrityError:
+                if attempt:
+                    raise

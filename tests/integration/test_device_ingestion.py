@@ -234,3 +234,33 @@ def test_a_reading_belongs_to_the_site_responsible_at_its_time(
     before, after = _stored(app)
     assert before.site_id == world.berlin.id and after.site_id == world.tokyo.id
     assert before.patient_id == after.patient_id == world.patients["anna"].id
+
+
+def test_the_timeline_gets_one_entry_per_patient_and_day_of_data(
+    app: Flask, client: FlaskClient, world: World, wearable: Wearable
+) -> None:
+    for batch in ([_hr(70, 1), _hr(71, 1.01)], [_hr(72, 2)], [_hr(70, 1), _hr(73, 1.02)]):
+        assert (
+            client.post(URL, headers=wearable.headers, json={"readings": batch}).status_code == 200
+        )
+    staff = token_for(client, "coord_berlin", world.password)
+    found = client.get("/api/v1/activities?type=device-data", headers=staff).get_json()
+    assert len(found) == 2  # two days of wear, whatever the number of readings and batches
+    assert {a["patient_id"] for a in found} == {world.patients["anna"].id}
+    assert {a["site_id"] for a in found} == {world.berlin.id}
+
+
+def test_the_partitions_job_keeps_months_ahead(app: Flask, world: World) -> None:
+    from dct_platform.scheduler import run_job
+
+    assert run_job(app, "devices.partitions")
+    with app.app_context():
+        from dct_platform.models import JobRun
+
+        outcome = db.session.scalar(
+            select(JobRun.outcome).where(JobRun.job_id == "devices.partitions")
+        )
+        assert outcome is not None and outcome.startswith("created ")
+        if db.engine.dialect.name == "postgresql":
+            ahead = (utcnow().replace(day=1) + timedelta(days=95)).strftime("device_readings_%Y_%m")
+            assert db.session.scalar(select(func.to_regclass(ahead))) is not None
