@@ -64,6 +64,7 @@ translations: install-test
 bench: install-test
 	$(BIN)/python bench/foundation.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

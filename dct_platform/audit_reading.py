@@ -261,6 +261,12 @@ def _safe_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+def safe_cell(value: str) -> str:
+    """`value` as a CSV cell that spreadsheet programs show as text and never run as a
+    formula; for every CSV export, so that they all neutralise the same characters."""
+    return _safe_cell(value)
+
+
 @dataclass(frozen=True)
 class TrailQuery:
     """Which entries a reader asks for; the admin page and the API ask the same way."""

@@ -2,16 +2,25 @@
 
 Safe to run again: existing records are found by their natural keys and kept; logins that no
 longer match the passwords in `instance/demo-logins.json` are reset so that the file always works.
+
+Feature packages add their own demo data without editing this module: `init_app` calls
+`register_demo_seeder(app, name, fn)`, and `seed_and_report` calls each `fn(session, now,
+seeded)` after the core seed, in the same transaction. `seeded` (`Seeded`) holds what the core
+made (trial, sites, the demo's patients) and the instance folder; a seeder that writes a file
+asks for it with `seeded.write_after_commit(...)`, so nothing is written unless everything
+committed. A seeder must be as safe to run again as the core seed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask
@@ -88,6 +97,13 @@ STATUSES = (PatientStatus.ENROLLED,) * 7 + (
 )
 
 
+def patient_timezone(site_number: str, n: int) -> str:
+    """The zone the demo enrols patient `n` of site `site_number` in: the site's, except
+    every fourth New York patient, who lives in Chicago."""
+    spec = next(s for s in SITES if s.number == site_number)
+    return "America/Chicago" if (spec.number == "US-201" and n % 4 == 0) else spec.timezone
+
+
 @dataclass
 class Login:
     role: str
@@ -100,6 +116,7 @@ class _Seeder:
     def __init__(self, session: Session, now: datetime, known: dict[str, str]) -> None:
         self.session, self.now, self.known = session, now, known
         self.logins: list[Login] = []
+        self.seeded_patients: list[Patient] = []
 
     def user(
         self,
@@ -240,15 +257,15 @@ class _Seeder:
                 user = self.user(
                     username, Role.PATIENT, given, spec.timezone, site_label=spec.number
                 )
-                if self.session.scalar(
-                    select(Patient.id).where(
+                known = self.session.scalar(
+                    select(Patient).where(
                         Patient.trial_id == trial.id, Patient.subject_number == subject
                     )
-                ):
-                    continue
-                tz = (
-                    "America/Chicago" if (spec.number == "US-201" and n % 4 == 0) else spec.timezone
                 )
+                if known is not None:
+                    self.seeded_patients.append(known)
+                    continue
+                tz = patient_timezone(spec.number, n)
                 identity = patient_service.IdentityInput(
                     given_name=given,
                     family_name=family,
@@ -260,7 +277,7 @@ class _Seeder:
                     city=spec.city,
                     country=spec.country,
                 )
-                patient_service.enroll_patient(
+                patient = patient_service.enroll_patient(
                     self.session,
                     None,
                     self.now - timedelta(days=90 - n),
@@ -274,6 +291,7 @@ class _Seeder:
                     user=user,
                     system=SYSTEM,
                 )
+                self.seeded_patients.append(patient)
 
     def transfer(self, staff: dict[str, User], sites: list[Site], trial: Trial) -> None:
         """One patient moved from New York to Berlin, so site history is visible in the demo."""
@@ -298,17 +316,94 @@ class _Seeder:
             )
 
 
-def seed(session: Session, now: datetime, known_passwords: dict[str, str]) -> list[Login]:
+@dataclass
+class Seeded:
+    """What the core seed made, handed to each feature package's demo seeder."""
+
+    instance_path: Path
+    trial: Trial
+    sites: list[Site]
+    # The demo's own patients (not any added by hand since), in subject-number order.
+    patients: list[Patient]
+    _after_commit: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def write_after_commit(self, name: str, data: Any, message: str | None = None) -> Path:
+        """Write `data` as JSON to `name` in the instance folder, readable by its owner only,
+        once the whole seed has committed (and `message` after the logins); nothing if it
+        fails. The file is replaced whole, never left half-written."""
+        path = self.instance_path / name
+
+        def write() -> None:
+            write_private_json(path, data)
+            if message:
+                click.echo(message)
+
+        self._after_commit.append(write)
+        return path
+
+    def run_after_commit(self) -> None:
+        for step in self._after_commit:
+            step()
+
+
+# fn(session, now, seeded): adds a package's demo data; it only flushes, never commits.
+DemoSeeder = Callable[[Session, datetime, Seeded], None]
+_SEEDERS = "dct_demo_seeders"
+
+
+def register_demo_seeder(app: Flask, name: str, fn: DemoSeeder) -> None:
+    """Have `seed_and_report` call `fn` after the core seed, in the order registered."""
+    seeders: dict[str, DemoSeeder] = app.extensions.setdefault(_SEEDERS, {})
+    if seeders.get(name, fn) is not fn:
+        raise ValueError(f"A demo seeder named {name!r} is registered already.")
+    seeders[name] = fn
+
+
+def demo_seeders(app: Flask) -> dict[str, DemoSeeder]:
+    return dict(app.extensions.get(_SEEDERS, {}))
+
+
+def seed_core(
+    session: Session, now: datetime, known_passwords: dict[str, str], instance_path: Path
+) -> tuple[list[Login], Seeded]:
     seeder = _Seeder(session, now, known_passwords)
     trial, sites = seeder.structure()
     staff = seeder.people(trial, sites)
     seeder.patients(trial, sites)
     seeder.transfer(staff, sites, trial)
-    return seeder.logins
+    patients = sorted(seeder.seeded_patients, key=lambda p: p.subject_number)
+    return seeder.logins, Seeded(instance_path, trial, sites, patients)
+
+
+def seed(
+    session: Session,
+    now: datetime,
+    known_passwords: dict[str, str],
+    instance_path: Path = Path("instance"),
+) -> list[Login]:
+    """The core's demo data only, without the feature packages' seeders."""
+    return seed_core(session, now, known_passwords, instance_path)[0]
 
 
 def logins_path(app: Flask) -> Path:
     return Path(app.instance_path) / "demo-logins.json"
+
+
+def write_private_json(path: Path, data: Any) -> None:
+    """`data` as JSON in `path`, mode 0600: written to a new file beside it and renamed
+    over it, so a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(partial, 0o600)  # O_CREAT's mode only applies to a new file
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def seed_and_report(app: Flask) -> list[Login]:
@@ -320,11 +415,18 @@ def seed_and_report(app: Flask) -> list[Login]:
         except (ValueError, KeyError, TypeError):
             known = {}
     with app.app_context():
-        logins = seed(db.session(), utcnow(), known)
-        db.session.commit()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([login.__dict__ for login in logins], indent=2, ensure_ascii=False))
-    path.chmod(0o600)
+        session = db.session()
+        try:
+            now = utcnow()
+            logins, seeded = seed_core(session, now, known, Path(app.instance_path))
+            for fn in demo_seeders(app).values():
+                fn(session, now, seeded)
+            session.commit()
+        except BaseException:
+            # Nothing half-done: no row of this run stays, and no file is written.
+            session.rollback()
+            raise
+    write_private_json(path, [login.__dict__ for login in logins])
     click.echo(f"Demo logins (also in {path}):")
     for login in logins:
         if login.role != Role.PATIENT.value or login.username.endswith("001"):
@@ -334,4 +436,5 @@ def seed_and_report(app: Flask) -> list[Login]:
     click.echo(
         f"  ... and {sum(1 for x in logins if x.role == 'patient') - 3} more patients in the file"
     )
+    seeded.run_after_commit()
     return logins

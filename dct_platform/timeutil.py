@@ -32,6 +32,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        # The common case, first: an upload binds thousands of UTC times (bench/ingest.py).
+        if value.tzinfo is UTC and dialect.name != "sqlite":
+            return value
         if value.tzinfo is None or value.utcoffset() is None:
             raise NaiveDatetimeError(f"naive datetime {value!r} cannot be stored; give an offset")
         value = value.astimezone(UTC)

@@ -21,6 +21,12 @@ SETTINGS = {
     "DEVICE_FUTURE_TOLERANCE_SECONDS": 300,
     # A reading arriving this long after it was measured is stored and flagged late.
     "DEVICE_LATE_AFTER_SECONDS": 24 * 3600,
+    # A unit whose clock differs from the server's by more than this is flagged.
+    "DEVICE_CLOCK_DRIFT_SECONDS": 120,
+    # A unit held by a patient that sent no new data for this long raises an alert.
+    "DEVICE_SILENT_AFTER_SECONDS": 24 * 3600,
+    # A unit reporting this much battery or less raises an alert.
+    "DEVICE_LOW_BATTERY_PERCENT": 15,
 }
 
 
@@ -30,14 +36,22 @@ def init_app(app: Flask) -> None:
     # Importing registers the tables on the platform's metadata.
     from dct_platform.api import register_api_blueprint
     from dct_platform.scheduler import register_job
-    from devices import api, models  # noqa: F401
+    from devices import api, models, readings_api  # noqa: F401
 
     register_api_blueprint(app, api.blp, public=("Readings",))
+    register_api_blueprint(app, readings_api.blp)
     register_job(app, "devices.partitions", _partitions_ahead, every=timedelta(hours=24))
+    _init_health(app)
+    from devices import views
+
+    views.init_app(app)
     app.extensions["dct_openapi"].spec.components.security_scheme(
         "deviceToken",
         {"type": "http", "scheme": "bearer", "description": "A device unit's own credential"},
     )
+    from devices import demo
+
+    demo.init_app(app)
 
 
 def _partitions_ahead(session: Session, now: datetime) -> str:
@@ -46,3 +60,21 @@ def _partitions_ahead(session: Session, now: datetime) -> str:
 
     created = create_month_partitions(session.connection(), now, ahead=3)
     return f"created {len(created)} partitions" + (f": {', '.join(created)}" if created else "")
+
+
+def _init_health(app: Flask) -> None:
+    from dct_platform.scheduler import register_job
+    from devices import health, policy  # noqa: F401  (the policy registers its scopes)
+
+    def check_health(session: Session, now: datetime) -> str:
+        config = app.config
+        settings = health.HealthSettings(
+            silent_after=timedelta(seconds=config["DEVICE_SILENT_AFTER_SECONDS"]),
+            low_battery_percent=config["DEVICE_LOW_BATTERY_PERCENT"],
+            clock_drift=timedelta(seconds=config["DEVICE_CLOCK_DRIFT_SECONDS"]),
+        )
+        return str(health.check(session, now, settings))
+
+    # Every minute: a few aggregate queries over the units held now, and a new alert
+    # reaches the site within a minute of the problem being known.
+    register_job(app, health.JOB, check_health, every=timedelta(minutes=1))

@@ -167,7 +167,10 @@ class DeviceBatch(Base):
     batch resent with the same Idempotency-Key gets the same answer."""
 
     __tablename__ = "device_batches"
-    __table_args__ = (UniqueConstraint("unit_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("unit_id", "idempotency_key"),
+        Index("ix_device_batches_unit_received", "unit_id", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"), index=True)
@@ -180,6 +183,14 @@ class DeviceBatch(Base):
     duplicates: Mapped[int] = mapped_column(default=0)
     rejected: Mapped[int] = mapped_column(default=0)
     answer: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+    # The latest time any of the batch's readings covers: "no data since" is about when the
+    # patient wore the unit, not when it last synced.
+    newest_reading_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the unit said about itself when sending (optional `status` of the batch).
+    battery_percent: Mapped[int | None] = mapped_column()
+    signal: Mapped[str | None] = mapped_column(String(8))
+    # The unit's clock minus the server's at arrival: positive when the unit runs ahead.
+    clock_offset_seconds: Mapped[float | None] = mapped_column(Float())
 
 
 class DeviceReading(Base):
@@ -209,3 +220,61 @@ class DeviceReading(Base):
     batch_id: Mapped[int] = mapped_column()
     # Arrived more than DEVICE_LATE_AFTER_SECONDS after it was measured.
     late: Mapped[bool] = mapped_column(default=False)
+
+
+class AlertKind(enum.StrEnum):
+    SILENT = "silent"
+    LOW_BATTERY = "low_battery"
+    POOR_SIGNAL = "poor_signal"
+    CLOCK_DRIFT = "clock_drift"
+
+
+class DeviceAlert(Audited, Base):
+    """A problem with a patient's device that site staff should act on. Raised and cleared
+    by the device-health job; staff acknowledge it. One open alert per unit and kind."""
+
+    __tablename__ = "device_alerts"
+    __table_args__ = (
+        Index(
+            "uq_device_alerts_open",
+            "unit_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+        Index("ix_device_alerts_patient_open", "patient_id", "cleared_at"),
+    )
+    __audit_noun__ = "Device alert for"
+    __audit_hidden__ = frozenset({"id"})
+
+    @classmethod
+    def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
+        return names_by_id(
+            session,
+            select(cls.id, DeviceUnit.serial_number)
+            .join(DeviceUnit, DeviceUnit.id == cls.unit_id)
+            .where(cls.id.in_(ids)),
+        )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    # The site responsible when the alert was raised; lists follow the patient's site now.
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    kind: Mapped[AlertKind] = mapped_column(enum_column(AlertKind, "device_alert_kind"))
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[str] = mapped_column(String(500))
+    # The time the problem dates from (last data, the report) and its figure (battery
+    # percent, clock offset in seconds), so pages can word it in the reader's zone.
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    value: Mapped[float | None] = mapped_column(Float())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    # Set by the job when the problem is gone (data again, battery charged, unit returned).
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cleared_because: Mapped[str | None] = mapped_column(String(200))
+
+    unit: Mapped[DeviceUnit] = relationship()
+    patient: Mapped[Patient] = relationship()

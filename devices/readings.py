@@ -78,6 +78,8 @@ def parse_time(value: object, name: str) -> datetime | str:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return f"{name} {quoted(value)} is not an ISO-8601 timestamp like 2026-03-10T08:00:00+01:00"
+    if parsed.tzinfo is UTC:  # "Z" and "+00:00" parse to the UTC singleton itself
+        return parsed
     if parsed.utcoffset() is None:
         return f"{name} has no UTC offset"
     try:
@@ -106,12 +108,15 @@ def _validate(
         return "missing field 'value'"
     raw = item["value"]
     # bool is a subclass of int: `true` must not pass as 1.
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
+    if type(raw) is float:
+        number = raw
+    elif isinstance(raw, bool) or not isinstance(raw, int | float):
         return f"value must be a number, not {json_kind(raw)}"
-    try:
-        number = float(raw)
-    except OverflowError:
-        return "value is too large"
+    else:
+        try:
+            number = float(raw)
+        except OverflowError:
+            return "value is too large"
     if not math.isfinite(number):
         return f"value must be a finite number, not {number}"
 
@@ -126,12 +131,15 @@ def _validate(
             f"unit {quoted(spelling)} is not accepted for {code}; "
             f"use {metric.accepted_units_text()}"
         )
-    converted = unit.to_canonical(number)
-    # + 0.0 turns -0.0 into 0.0, which would otherwise give a different dedup key.
-    value = round(converted, DECIMALS) + 0.0
+    # The canonical unit converts to itself (metrics.py checks), so only others convert.
+    converted = number if unit is metric.unit else unit.to_canonical(number)
+    whole = converted.is_integer()
+    # Rounding leaves a whole number as it is. + 0.0 turns -0.0 into 0.0, which would
+    # otherwise give a different dedup key.
+    value = (converted if whole else round(converted, DECIMALS)) + 0.0
     if not metric.minimum <= value <= metric.maximum:
         return _out_of_range(metric, unit, number, value)
-    if metric.integer and not converted.is_integer():
+    if metric.integer and not whole:
         return f"{code} must be a whole number, not {_number(number)}"
 
     times = _times(item, metric, received_at, latest)
@@ -148,15 +156,9 @@ def _validate(
         if len(reading_id) > MAX_ID_LENGTH:
             return f"id has {len(reading_id)} characters; at most {MAX_ID_LENGTH} are allowed"
 
-    return ValidReading(
-        index=index,
-        metric=code,
-        value=value,
-        effective_start=start,
-        effective_end=end,
-        device_reading_id=reading_id,
-        dedup_key=reading_id if reading_id is not None else _content_key(code, value, start, end),
-    )
+    key = reading_id if reading_id is not None else _content_key(code, value, start, end)
+    # Positional (in the fields' order): cheaper than keywords, once per reading.
+    return ValidReading(index, code, value, start, end, reading_id, key)
 
 
 def _times(

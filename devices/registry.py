@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from dct_platform import audit, policy
 from dct_platform.errors import Conflict, ValidationFailed
@@ -253,6 +253,8 @@ def credential(session: Session, token: str) -> DeviceToken | None:
     return session.scalar(
         select(DeviceToken)
         .join(DeviceUnit, DeviceToken.unit_id == DeviceUnit.id)
+        # The unit comes with the token: the request needs both, in one statement.
+        .options(contains_eager(DeviceToken.unit))
         .where(
             DeviceToken.token_hash == token_digest(token),
             DeviceToken.revoked_at.is_(None),
@@ -311,5 +313,6 @@ def units_of_patient(session: Session, patient: Patient) -> list[tuple[DeviceAss
             select(DeviceAssignment)
             .where(DeviceAssignment.patient_id == patient.id)
             .order_by(DeviceAssignment.valid_from)
+            .options(joinedload(DeviceAssignment.unit).joinedload(DeviceUnit.model))
         )
     ]

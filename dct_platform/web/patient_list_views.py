@@ -13,6 +13,7 @@ from dct_platform.extensions import db
 from dct_platform.models import PatientIdentity, Site
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.users import SITE_ROLES
+from dct_platform.panels import panels_for
 from dct_platform.roles import Role
 from dct_platform.services.patient_lists import (
     DEFAULT_SORT,
@@ -23,6 +24,7 @@ from dct_platform.services.patient_lists import (
     find_patients,
 )
 from dct_platform.services.patient_status import LABELS
+from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
 from dct_platform.web.guards import roles_required
 
@@ -104,11 +106,13 @@ def _list_context() -> tuple[dict[str, Any], int]:
 @roles_required(*SITE_ROLES)
 def site_home() -> tuple[str, int]:
     context, status = _list_context()
-    return render_template("site/home.html", **context), status
+    panels = panels_for("site.home", db.session(), current_user, utcnow())
+    return render_template("site/home.html", panels=panels, **context), status
 
 
 @bp.get("/investigator")
 @roles_required(Role.INVESTIGATOR)
 def investigator_home() -> tuple[str, int]:
     context, status = _list_context()
-    return render_template("site/investigator_home.html", **context), status
+    panels = panels_for("site.home", db.session(), current_user, utcnow())
+    return render_template("site/investigator_home.html", panels=panels, **context), status

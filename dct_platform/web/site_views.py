@@ -15,6 +15,7 @@ from dct_platform.extensions import db
 from dct_platform.models import Patient, Site
 from dct_platform.models.patients import PatientStatus
 from dct_platform.models.users import SITE_ROLES
+from dct_platform.panels import panels_for
 from dct_platform.services import patient_status
 from dct_platform.services import patients as service
 from dct_platform.services.enrolment import enrol_with_portal_account
@@ -65,6 +66,7 @@ def _render_patient(
         status_form=status_form,
         status_labels=patient_status.LABELS,
         status_history=patient_status.status_history(db.session(), patient),
+        panels=panels_for("site.patient", db.session(), current_user, utcnow(), patient),
     ), status
 
 

@@ -15,8 +15,10 @@ from dct_platform import policy
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site, Trial
 from dct_platform.models.patients import PatientStatus
+from dct_platform.panels import panels_for
 from dct_platform.roles import Role
 from dct_platform.services.patient_status import LABELS
+from dct_platform.timeutil import utcnow
 from dct_platform.web import bp
 from dct_platform.web.guards import roles_required
 
@@ -88,4 +90,7 @@ def trial_home() -> str:
     ):
         if site_id in rows:
             rows[site_id].counts[status] = n
-    return render_template("trial/home.html", overviews=list(overviews.values()), statuses=LABELS)
+    panels = panels_for("trial.home", db.session(), current_user, utcnow())
+    return render_template(
+        "trial/home.html", overviews=list(overviews.values()), statuses=LABELS, panels=panels
+    )

@@ -264,3 +264,16 @@ def test_the_partitions_job_keeps_months_ahead(app: Flask, world: World) -> None
         if db.engine.dialect.name == "postgresql":
             ahead = (utcnow().replace(day=1) + timedelta(days=95)).strftime("device_readings_%Y_%m")
             assert db.session.scalar(select(func.to_regclass(ahead))) is not None
+
+
+def test_a_body_over_the_size_limit_is_413_and_loses_nothing(
+    app: Flask, client: FlaskClient, wearable: Wearable
+) -> None:
+    first = client.post(URL, headers=wearable.headers, json={"readings": [_hr(70, 1)]})
+    assert first.get_json()["stored"] == 1
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    huge = {"readings": [_hr(70, 2, reading_id="x" * 100)] * (limit // 150 + 1)}
+    answer = client.post(URL, headers=wearable.headers, json=huge)
+    assert answer.status_code == 413
+    assert answer.get_json()["code"] == "payload_too_large"
+    assert len(_stored(app)) == 1
