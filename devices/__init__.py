@@ -37,11 +37,14 @@ def init_app(app: Flask) -> None:
     from dct_platform.api import register_api_blueprint
     from dct_platform.scheduler import register_job
     from devices import api, models, readings_api  # noqa: F401
+    from devices.ediary import models as ediary_models  # noqa: F401
+    from devices.ediary import policy as ediary_policy  # noqa: F401
 
     register_api_blueprint(app, api.blp, public=("Readings",))
     register_api_blueprint(app, readings_api.blp)
     register_job(app, "devices.partitions", _partitions_ahead, every=timedelta(hours=24))
     _init_health(app)
+    _init_ediary(app)
     from devices import views
 
     views.init_app(app)
@@ -78,3 +81,19 @@ def _init_health(app: Flask) -> None:
     # Every minute: a few aggregate queries over the units held now, and a new alert
     # reaches the site within a minute of the problem being known.
     register_job(app, health.JOB, check_health, every=timedelta(minutes=1))
+
+
+def _init_ediary(app: Flask) -> None:
+    from dct_platform.api import register_api_blueprint
+    from dct_platform.scheduler import register_job
+    from devices.ediary import api as ediary_api
+    from devices.ediary import schedules
+
+    def refresh(session: Session, now: datetime) -> str:
+        counts = schedules.refresh(session, now)
+        return ", ".join(f"{n} {what}" for what, n in counts.items())
+
+    register_api_blueprint(app, ediary_api.blp)
+    # Windows are written two days ahead, so a run every few minutes is plenty; a missed
+    # window is marked within five minutes of closing.
+    register_job(app, "ediary.occurrences", refresh, every=timedelta(minutes=5))

@@ -1,0 +1,1 @@
+"""eDiary: questionnaires, schedules, entries and compliance."""
