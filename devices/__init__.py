@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 SETTINGS = {
     # A reading stamped later than its arrival plus this is refused: the device clock is off.
     "DEVICE_FUTURE_TOLERANCE_SECONDS": 300,
+    # A patient answering fewer diaries on time than this percentage is flagged.
+    "EDIARY_COMPLIANCE_PERCENT": 80,
     # A reading arriving this long after it was measured is stored and flagged late.
     "DEVICE_LATE_AFTER_SECONDS": 24 * 3600,
     # A unit whose clock differs from the server's by more than this is flagged.
@@ -87,6 +89,7 @@ def _init_ediary(app: Flask) -> None:
     from dct_platform.api import register_api_blueprint
     from dct_platform.scheduler import register_job
     from devices.ediary import api as ediary_api
+    from devices.ediary import fhir_api as ediary_fhir_api
     from devices.ediary import schedules
 
     def refresh(session: Session, now: datetime) -> str:
@@ -94,6 +97,13 @@ def _init_ediary(app: Flask) -> None:
         return ", ".join(f"{n} {what}" for what, n in counts.items())
 
     register_api_blueprint(app, ediary_api.blp)
+    register_api_blueprint(app, ediary_fhir_api.blp)
+    from devices.ediary import views as ediary_views
+
+    ediary_views.init_app(app)
+    from devices.ediary import demo as ediary_demo
+
+    ediary_demo.init_app(app)
     # Windows are written two days ahead, so a run every few minutes is plenty; a missed
     # window is marked within five minutes of closing.
     register_job(app, "ediary.occurrences", refresh, every=timedelta(minutes=5))

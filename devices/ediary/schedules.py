@@ -237,12 +237,20 @@ def _patients(session: Session, schedule: Schedule) -> list[Patient]:
     return list(session.scalars(query))
 
 
-def refresh(session: Session, now: datetime, horizon: timedelta = HORIZON) -> dict[str, int]:
+def refresh(
+    session: Session,
+    now: datetime,
+    horizon: timedelta = HORIZON,
+    *,
+    since: datetime | None = None,
+) -> dict[str, int]:
     """The occurrences job: write what opens before `now + horizon`, recompute what has
-    not opened yet, and mark what is over as missed."""
+    not opened yet, and mark what is over as missed. `since` also writes the windows of an
+    earlier period (the demo's history); the job never does, so a new schedule never
+    counts days before it existed against a patient."""
     counts = {"added": 0, "moved": 0, "missed": 0}
     for schedule in session.scalars(select(Schedule).where(Schedule.active)):
-        added, moved = _refresh_schedule(session, schedule, now, horizon)
+        added, moved = _refresh_schedule(session, schedule, now, horizon, since or now)
         counts["added"] += added
         counts["moved"] += moved
     counts["missed"] = mark_missed(session, now)
@@ -250,7 +258,7 @@ def refresh(session: Session, now: datetime, horizon: timedelta = HORIZON) -> di
 
 
 def _refresh_schedule(
-    session: Session, schedule: Schedule, now: datetime, horizon: timedelta
+    session: Session, schedule: Schedule, now: datetime, horizon: timedelta, since: datetime
 ) -> tuple[int, int]:
     patients = _patients(session, schedule)
     if not patients:
@@ -265,7 +273,7 @@ def _refresh_schedule(
             select(Occurrence).where(
                 Occurrence.schedule_id == schedule.id,
                 Occurrence.patient_id.in_([p.id for p in patients]),
-                Occurrence.closes_at > now - timedelta(days=1),
+                Occurrence.closes_at > since - timedelta(days=1),
             )
         )
     }
@@ -275,7 +283,7 @@ def _refresh_schedule(
             rule,
             zones.get(patient.id, []),
             baseline=patient.baseline_date,
-            start=now,
+            start=since,
             end=now + horizon,
         ):
             if not found.is_empty:

@@ -5,8 +5,7 @@ next windows follow a patient who moves to another zone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,128 +14,61 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from dct_platform.extensions import db
-from dct_platform.models import AuditAction, AuditEntry, Patient, Trial, User
+from dct_platform.models import AuditAction, AuditEntry, Patient, User
 from dct_platform.services import patients as patient_service
-from dct_platform.timeutil import utcnow
-from devices.ediary import entries, schedules
-from devices.ediary.demo_instruments import DAILY_SYMPTOMS
-from devices.ediary.models import Entry, Occurrence, Outcome, ScheduleKind
+from devices.ediary.models import Entry, Occurrence, Outcome
 from tests.support.clients import token_for
 from tests.support.clock import TestClock
+from tests.support.ediary import ANSWERS, Diary, daily_diary, local, occurrence, refresh, submit
 from tests.support.world import World
-
-BERLIN = ZoneInfo("Europe/Berlin")
-ANSWERS = {
-    "wellbeing": 6,
-    "pain": True,
-    "pain_intensity": 3,
-    "nausea": "mild",
-    "hours_slept": 7.5,
-    "sleep_quality": "good",
-}
-
-
-@dataclass(frozen=True)
-class Diary:
-    first_day: date
-
-
-def _local(day: date, clock: str) -> datetime:
-    hour, minute, second = (int(x) for x in clock.split(":"))
-    return datetime.combine(day, time(hour, minute, second), BERLIN)
 
 
 @pytest.fixture
-def diary(app: Flask, world: World, clock: TestClock) -> Diary:
-    """A daily symptom diary for the trial, 18:00 to midnight in the patient's zone."""
-    first = (utcnow().astimezone(BERLIN) + timedelta(days=1)).date()
-    with app.app_context():
-        s, now = db.session(), utcnow()
-        version = schedules.add_version(s, None, now, DAILY_SYMPTOMS, system="test")
-        trial = s.get(Trial, world.trial.id)
-        assert trial is not None
-        schedules.add_schedule(
-            s, None, now, trial=trial, version=version, kind=ScheduleKind.DAILY,
-            window_start="18:00", window_end="24:00", first_date=first, system="test",
-        )  # fmt: skip
-        s.commit()
-    return Diary(first)
-
-
-def _refresh(app: Flask, at: datetime) -> None:
-    with app.app_context():
-        schedules.refresh(db.session(), at.astimezone(ZoneInfo("UTC")))
-        db.session.commit()
-
-
-def _occurrence(app: Flask, patient_id: int, day: date) -> Occurrence:
-    with app.app_context():
-        row = db.session.scalar(
-            select(Occurrence).where(
-                Occurrence.patient_id == patient_id, Occurrence.local_date == day
-            )
-        )
-        assert row is not None, f"no occurrence on {day}"
-        db.session.expunge(row)
-        return row
-
-
-def _submit(
-    app: Flask, world: World, occurrence_id: int, answers: dict[str, object], client_id: str
-) -> entries.Submitted:
-    with app.app_context():
-        s = db.session()
-        anna = s.get(Patient, world.patients["anna"].id)
-        user = s.get(User, world.users["anna"].id)
-        assert anna is not None and user is not None
-        done = entries.submit(s, user, anna, occurrence_id, answers, utcnow(), client_id=client_id)
-        s.commit()
-        s.refresh(done.entry)
-        s.expunge_all()
-        return done
+def diary(app: Flask, world: World) -> Diary:
+    return daily_diary(app, world)
 
 
 def test_the_window_is_the_patients_evening_and_its_last_second_counts(
     app: Flask, world: World, diary: Diary, clock: TestClock
 ) -> None:
     anna = world.patients["anna"].id
-    _refresh(app, _local(diary.first_day, "12:00:00"))
-    row = _occurrence(app, anna, diary.first_day)
-    assert row.opens_at == _local(diary.first_day, "18:00:00")
-    assert row.closes_at == _local(diary.first_day + timedelta(days=1), "00:00:00")
-    clock.freeze(_local(diary.first_day, "17:59:59"))
+    refresh(app, local(diary.first_day, "12:00:00"))
+    row = occurrence(app, anna, diary.first_day)
+    assert row.opens_at == local(diary.first_day, "18:00:00")
+    assert row.closes_at == local(diary.first_day + timedelta(days=1), "00:00:00")
+    clock.freeze(local(diary.first_day, "17:59:59"))
     with pytest.raises(Exception, match="not open yet"):
-        _submit(app, world, row.id, ANSWERS, "early")
-    clock.freeze(_local(diary.first_day, "23:59:59"))
-    done = _submit(app, world, row.id, ANSWERS, "form-1")
+        submit(app, world, row.id, ANSWERS, "early")
+    clock.freeze(local(diary.first_day, "23:59:59"))
+    done = submit(app, world, row.id, ANSWERS, "form-1")
     assert done.created and not done.entry.late
-    assert _occurrence(app, anna, diary.first_day).outcome == Outcome.ON_TIME
+    assert occurrence(app, anna, diary.first_day).outcome == Outcome.ON_TIME
 
 
 def test_midnight_is_too_late_and_the_window_becomes_missed(
     app: Flask, world: World, diary: Diary, clock: TestClock
 ) -> None:
     anna = world.patients["anna"].id
-    _refresh(app, _local(diary.first_day, "12:00:00"))
-    row = _occurrence(app, anna, diary.first_day)
-    clock.freeze(_local(diary.first_day + timedelta(days=1), "00:00:00"))
+    refresh(app, local(diary.first_day, "12:00:00"))
+    row = occurrence(app, anna, diary.first_day)
+    clock.freeze(local(diary.first_day + timedelta(days=1), "00:00:00"))
     with pytest.raises(Exception, match="time for this diary is over"):
-        _submit(app, world, row.id, ANSWERS, "form-1")
-    _refresh(app, clock())
-    assert _occurrence(app, anna, diary.first_day).outcome == Outcome.MISSED
+        submit(app, world, row.id, ANSWERS, "form-1")
+    refresh(app, clock())
+    assert occurrence(app, anna, diary.first_day).outcome == Outcome.MISSED
 
 
 def test_a_double_submit_is_stored_once(
     app: Flask, world: World, diary: Diary, clock: TestClock
 ) -> None:
-    _refresh(app, _local(diary.first_day, "12:00:00"))
-    row = _occurrence(app, world.patients["anna"].id, diary.first_day)
-    clock.freeze(_local(diary.first_day, "20:00:00"))
-    first = _submit(app, world, row.id, ANSWERS, "form-7")
-    again = _submit(app, world, row.id, ANSWERS, "form-7")
+    refresh(app, local(diary.first_day, "12:00:00"))
+    row = occurrence(app, world.patients["anna"].id, diary.first_day)
+    clock.freeze(local(diary.first_day, "20:00:00"))
+    first = submit(app, world, row.id, ANSWERS, "form-7")
+    again = submit(app, world, row.id, ANSWERS, "form-7")
     assert first.created and not again.created and again.entry.id == first.entry.id
     with pytest.raises(Exception, match="filled in already"):
-        _submit(app, world, row.id, ANSWERS, "form-8")
+        submit(app, world, row.id, ANSWERS, "form-8")
     with app.app_context():
         assert len(db.session.scalars(select(Entry)).all()) == 1
 
@@ -144,11 +76,11 @@ def test_a_double_submit_is_stored_once(
 def test_invalid_answers_are_refused_by_item(
     app: Flask, world: World, diary: Diary, clock: TestClock
 ) -> None:
-    _refresh(app, _local(diary.first_day, "12:00:00"))
-    row = _occurrence(app, world.patients["anna"].id, diary.first_day)
-    clock.freeze(_local(diary.first_day, "20:00:00"))
+    refresh(app, local(diary.first_day, "12:00:00"))
+    row = occurrence(app, world.patients["anna"].id, diary.first_day)
+    clock.freeze(local(diary.first_day, "20:00:00"))
     with pytest.raises(Exception) as refused:
-        _submit(app, world, row.id, {**ANSWERS, "wellbeing": "six", "pain": False}, "f")
+        submit(app, world, row.id, {**ANSWERS, "wellbeing": "six", "pain": False}, "f")
     details = refused.value.details["fields"]["answers"]  # type: ignore[attr-defined]
     assert set(details) >= {"wellbeing", "pain_intensity"}
 
@@ -156,10 +88,10 @@ def test_invalid_answers_are_refused_by_item(
 def test_the_patient_cannot_change_an_entry_and_staff_corrections_are_audited(
     app: Flask, client: FlaskClient, world: World, diary: Diary, clock: TestClock
 ) -> None:
-    _refresh(app, _local(diary.first_day, "12:00:00"))
-    row = _occurrence(app, world.patients["anna"].id, diary.first_day)
-    clock.freeze(_local(diary.first_day, "20:00:00"))
-    entry_id = _submit(app, world, row.id, ANSWERS, "form-1").entry.id
+    refresh(app, local(diary.first_day, "12:00:00"))
+    row = occurrence(app, world.patients["anna"].id, diary.first_day)
+    clock.freeze(local(diary.first_day, "20:00:00"))
+    entry_id = submit(app, world, row.id, ANSWERS, "form-1").entry.id
     url = f"/api/v1/ediary/entries/{entry_id}/corrections"
     change = {"link_id": "hours_slept", "value": 6.5, "reason": "Patient called: misread"}
     patient = client.post(url, headers=token_for(client, "anna", world.password), json=change)
@@ -188,8 +120,8 @@ def test_the_patient_cannot_change_an_entry_and_staff_corrections_are_audited(
 def test_the_api_submits_through_the_same_rules(
     app: Flask, client: FlaskClient, world: World, diary: Diary, clock: TestClock
 ) -> None:
-    _refresh(app, _local(diary.first_day, "12:00:00"))
-    clock.freeze(_local(diary.first_day, "19:00:00"))
+    refresh(app, local(diary.first_day, "12:00:00"))
+    clock.freeze(local(diary.first_day, "19:00:00"))
     headers = token_for(client, "anna", world.password)
     due = client.get("/api/v1/ediary/occurrences", headers=headers).get_json()
     today = [o for o in due if o["local_date"] == diary.first_day.isoformat()]
@@ -210,11 +142,11 @@ def test_a_move_to_los_angeles_moves_the_next_windows(
 ) -> None:
     anna = world.patients["anna"].id
     la = ZoneInfo("America/Los_Angeles")
-    _refresh(app, _local(diary.first_day, "12:00:00"))
+    refresh(app, local(diary.first_day, "12:00:00"))
     tomorrow = diary.first_day + timedelta(days=1)
-    assert _occurrence(app, anna, tomorrow).zone == "Europe/Berlin"
-    clock.freeze(_local(diary.first_day, "20:00:00"))
-    _submit(app, world, _occurrence(app, anna, diary.first_day).id, ANSWERS, "f1")
+    assert occurrence(app, anna, tomorrow).zone == "Europe/Berlin"
+    clock.freeze(local(diary.first_day, "20:00:00"))
+    submit(app, world, occurrence(app, anna, diary.first_day).id, ANSWERS, "f1")
     with app.app_context():
         s = db.session()
         patient = s.get(Patient, anna)
@@ -224,12 +156,12 @@ def test_a_move_to_los_angeles_moves_the_next_windows(
             s, coord, clock(), patient, {"timezone": "America/Los_Angeles"}, "moved"
         )
         s.commit()
-    _refresh(app, clock())
-    moved = _occurrence(app, anna, tomorrow)
+    refresh(app, clock())
+    moved = occurrence(app, anna, tomorrow)
     assert moved.zone == "America/Los_Angeles"
     assert moved.opens_at == datetime.combine(tomorrow, time(18), la)
     # The evening done in Berlin stays as it was, and no date is there twice.
-    assert _occurrence(app, anna, diary.first_day).zone == "Europe/Berlin"
+    assert occurrence(app, anna, diary.first_day).zone == "Europe/Berlin"
     with app.app_context():
         keys = db.session.scalars(select(Occurrence.key).where(Occurrence.patient_id == anna)).all()
     assert len(keys) == len(set(keys))
