@@ -102,6 +102,7 @@ class Patients(MethodView):
                 preferred_language=body["preferred_language"],
                 status=body["status"],
                 baseline_date=body["baseline_date"],
+                arm=body["arm"],
                 identity=identity,
                 consent=consent,
                 create_account=True,
@@ -121,6 +122,7 @@ class Patients(MethodView):
             preferred_language=body["preferred_language"],
             status=body["status"],
             baseline_date=body["baseline_date"],
+            arm=body["arm"],
             identity=identity,
             consent=consent,
         )

@@ -333,6 +333,9 @@ class PatientSchema(Schema):
     timezone = fields.String(metadata=doc("The patient's time zone (IANA)", "Europe/Berlin"))
     preferred_language = fields.String(metadata=doc("Language of the portal", "de"))
     baseline_date = fields.Date(allow_none=True, metadata=doc("Day 1 of the patient's schedule"))
+    arm = fields.String(
+        allow_none=True, metadata=doc("The treatment arm, as the trial names it", "A")
+    )
     consent_date = fields.Date(
         allow_none=True, metadata=doc("The day the informed consent was signed", "2026-01-05")
     )
@@ -430,6 +433,10 @@ class PatientCreateSchema(Schema):
     preferred_language = fields.String(load_default="en", metadata=doc("en, de or ja", "de"))
     status = fields.Enum(PatientStatus, by_value=True, load_default=PatientStatus.SCREENING)
     baseline_date = fields.Date(load_default=None, allow_none=True)
+    arm = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=40),
+        metadata=doc("The treatment arm, as the trial names it", "A"),
+    )  # fmt: skip
     consent_date = fields.Date(
         required=True,
         metadata=doc("The day the patient signed the informed consent (not in the future)"),
@@ -497,6 +504,7 @@ class PatientUpdateSchema(Schema):
     timezone = fields.String()
     preferred_language = fields.String()
     baseline_date = fields.Date(allow_none=True)
+    arm = fields.String(allow_none=True, validate=validate.Length(max=40))
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 
     @pre_load

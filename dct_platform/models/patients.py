@@ -50,6 +50,9 @@ class Patient(Audited, Versioned, Timestamped, Base):
         String(16), default="en", info={"label": "Language"}
     )
     baseline_date: Mapped[date | None] = mapped_column(Date())
+    # The treatment arm the patient was randomised to, as the trial names it (e.g. "A");
+    # schedules of a feature (diaries) may apply to one arm only.
+    arm: Mapped[str | None] = mapped_column(String(40), info={"label": "Arm"})
     # Informed consent as signed before any study procedure: recorded at enrolment.
     consent_date: Mapped[date | None] = mapped_column(Date())
     consent_version: Mapped[str | None] = mapped_column(

@@ -83,6 +83,7 @@ def enroll_patient(
     preferred_language: str = "en",
     status: PatientStatus = PatientStatus.SCREENING,
     baseline_date: date | None = None,
+    arm: str | None = None,
     identity: IdentityInput | None = None,
     user: User | None = None,
     consent: Consent | None = None,
@@ -119,6 +120,7 @@ def enroll_patient(
             timezone=timezone,
             preferred_language=preferred_language,
             baseline_date=baseline_date,
+            arm=(arm or "").strip() or None,
             consent_date=consent.signed_on if consent else None,
             consent_version=(consent.version or "").strip() or None if consent else None,
             user_id=user.id if user else None,
@@ -186,6 +188,7 @@ def _apply(obj: Any, changes: dict[str, Any], now: datetime) -> bool:
 _CHANGED = {
     "status": "status",
     "baseline_date": "baseline date",
+    "arm": "arm",
     "timezone": "time zone",
     "preferred_language": "language",
 }
@@ -207,7 +210,7 @@ def update_patient(
     """Change subject-record fields. Status changes need site rights; a patient may change
     only their own time zone and language. Any change of stored data needs a reason."""
     preference_keys = {"timezone", "preferred_language"}
-    allowed = preference_keys | {"status", "baseline_date"}
+    allowed = preference_keys | {"status", "baseline_date", "arm"}
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationFailed(

@@ -149,6 +149,7 @@ class EnrolForm(IdentityForm):
         choices=[SelectChoice("screening", "Screening"), SelectChoice("enrolled", "Enrolled")],
     )
     baseline_date = DateField("Baseline date", validators=[Optional()])
+    arm = StringField("Arm", validators=[Optional(), Length(max=40)])
     consent_date = DateField(
         "Consent signed on",
         validators=[DataRequired(message="Give the day the patient signed the consent form.")],

@@ -191,6 +191,7 @@ def site_enrol() -> Response | tuple[str, int]:
                 preferred_language=form.preferred_language.data or "en",
                 status=PatientStatus(form.status.data),
                 baseline_date=form.baseline_date.data,
+                arm=form.arm.data,
                 identity=identity,
                 consent=Consent(form.consent_date.data, form.consent_version.data),
                 create_account=bool(form.create_account.data),

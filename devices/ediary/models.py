@@ -114,6 +114,8 @@ class Schedule(Audited, Timestamped, Base):
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
     # Set for a schedule of one patient; None: every patient of the trial.
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    # Set for a schedule of one treatment arm (Patient.arm) of the trial.
+    arm: Mapped[str | None] = mapped_column(String(40))
     instrument_version_id: Mapped[int] = mapped_column(ForeignKey("ediary_instrument_versions.id"))
     kind: Mapped[ScheduleKind] = mapped_column(enum_column(ScheduleKind, "ediary_schedule_kind"))
     # Local clock times "HH:MM" in the patient's zone (dct_platform.localtime rules).

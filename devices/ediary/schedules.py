@@ -172,6 +172,7 @@ def add_schedule(
     late_allowed_minutes: int = 0,
     remind_before_close_minutes: int | None = None,
     patient: Patient | None = None,
+    arm: str | None = None,
     system: str | None = None,
 ) -> Schedule:
     if version.published_at is None:
@@ -186,6 +187,7 @@ def add_schedule(
     schedule = Schedule(
         trial_id=trial.id,
         patient_id=patient.id if patient else None,
+        arm=(arm or "").strip() or None,
         instrument_version_id=version.id,
         kind=kind,
         window_start=window_start,
@@ -234,6 +236,8 @@ def _patients(session: Session, schedule: Schedule) -> list[Patient]:
         query = query.where(Patient.id == schedule.patient_id)
     else:
         query = query.where(Patient.trial_id == schedule.trial_id)
+    if schedule.arm is not None:
+        query = query.where(Patient.arm == schedule.arm)
     return list(session.scalars(query))
 
 

@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("trial_id", sa.Integer(), nullable=False),
         sa.Column("patient_id", sa.Integer(), nullable=True),
+        sa.Column("arm", sa.String(length=40), nullable=True),
         sa.Column("instrument_version_id", sa.Integer(), nullable=False),
         sa.Column(
             "kind",

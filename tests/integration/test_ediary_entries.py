@@ -14,12 +14,24 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from dct_platform.extensions import db
-from dct_platform.models import AuditAction, AuditEntry, Patient, User
+from dct_platform.models import AuditAction, AuditEntry, Patient, Trial, User
 from dct_platform.services import patients as patient_service
-from devices.ediary.models import Entry, Occurrence, Outcome
+from dct_platform.timeutil import utcnow
+from devices.ediary import schedules
+from devices.ediary.demo_instruments import MOOD_9
+from devices.ediary.models import Entry, Occurrence, Outcome, ScheduleKind
 from tests.support.clients import token_for
 from tests.support.clock import TestClock
-from tests.support.ediary import ANSWERS, Diary, daily_diary, local, occurrence, refresh, submit
+from tests.support.ediary import (
+    ANSWERS,
+    BERLIN,
+    Diary,
+    daily_diary,
+    local,
+    occurrence,
+    refresh,
+    submit,
+)
 from tests.support.world import World
 
 
@@ -165,3 +177,31 @@ def test_a_move_to_los_angeles_moves_the_next_windows(
     with app.app_context():
         keys = db.session.scalars(select(Occurrence.key).where(Occurrence.patient_id == anna)).all()
     assert len(keys) == len(set(keys))
+
+
+def test_a_schedule_of_one_arm_reaches_only_that_arms_patients(
+    app: Flask, client: FlaskClient, world: World, clock: TestClock
+) -> None:
+    first = (utcnow().astimezone(BERLIN) + timedelta(days=1)).date()
+    with app.app_context():
+        s, now = db.session(), utcnow()
+        version = schedules.add_version(s, None, now, MOOD_9, system="test")
+        trial = s.get(Trial, world.trial.id)
+        assert trial is not None
+        schedules.add_schedule(
+            s, None, now, trial=trial, version=version, kind=ScheduleKind.ONCE, arm="B",
+            window_start="09:00", window_end="21:00", first_date=first, system="test",
+        )  # fmt: skip
+        s.commit()
+    refresh(app, local(first, "08:00:00"))
+    with app.app_context():
+        assert db.session.scalars(select(Occurrence)).all() == []
+    staff = token_for(client, "coord_berlin", world.password)
+    anna = world.patients["anna"].id
+    answer = client.patch(
+        f"/api/v1/patients/{anna}", headers=staff, json={"arm": "B", "reason": "randomised"}
+    )
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["arm"] == "B"
+    refresh(app, local(first, "08:00:00"))
+    assert occurrence(app, anna, first).zone == "Europe/Berlin"
