@@ -17,12 +17,12 @@ from dct_platform.api.schemas import UtcDateTime, doc
 from dct_platform.auth import api_actor
 from dct_platform.errors import Forbidden, NotFound
 from dct_platform.extensions import db
-from dct_platform.models import Patient
+from dct_platform.models import Patient, Trial
 from dct_platform.roles import Role
 from dct_platform.timeutil import utcnow
-from devices.ediary import entries
+from devices.ediary import entries, fhir_api, schedules
 from devices.ediary import occurrences as occ
-from devices.ediary.models import Entry, Occurrence
+from devices.ediary.models import Entry, Occurrence, Schedule, ScheduleKind
 from devices.ediary.schedules import as_window, instrument_of
 
 blp = Blueprint(
@@ -191,4 +191,90 @@ class Corrections(MethodView):
         assert actor is not None
         return entries.correct(
             db.session(), actor, entry, body["link_id"], body["value"], body["reason"], utcnow()
+        )
+
+
+class ScheduleInSchema(Schema):
+    trial_id = fields.Integer(required=True)
+    instrument = fields.String(required=True, metadata=doc("The questionnaire's code"))
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    kind = fields.Enum(ScheduleKind, by_value=True, required=True)
+    window_start = fields.String(required=True, metadata=doc("Local time HH:MM", "18:00"))
+    window_end = fields.String(
+        required=True, metadata=doc("Local time HH:MM; at or before the start: next day", "24:00")
+    )
+    first_date = fields.Date(load_default=None, allow_none=True)
+    last_date = fields.Date(load_default=None, allow_none=True)
+    every_n = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 365))
+    study_days = fields.List(
+        fields.Integer(validate=validate.Range(1, 10000)), load_default=None, allow_none=True
+    )
+    window_days = fields.Integer(load_default=0, validate=validate.Range(0, 30))
+    late_allowed_minutes = fields.Integer(load_default=0, validate=validate.Range(0, 7 * 1440))
+    remind_before_close_minutes = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(1, 7 * 1440)
+    )
+    patient_id = fields.Integer(
+        load_default=None, allow_none=True, metadata=doc("For one patient only")
+    )
+    arm = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=40),
+        metadata=doc("For the patients of one treatment arm only"),
+    )  # fmt: skip
+
+
+class ScheduleOutSchema(Schema):
+    id = fields.Integer()
+    trial_id = fields.Integer()
+    instrument_version_id = fields.Integer()
+    kind = fields.Enum(ScheduleKind, by_value=True)
+    window_start = fields.String()
+    window_end = fields.String()
+    first_date = fields.Date(allow_none=True)
+    last_date = fields.Date(allow_none=True)
+    every_n = fields.Integer(allow_none=True)
+    study_days = fields.List(fields.Integer(), allow_none=True)
+    window_days = fields.Integer()
+    late_allowed_minutes = fields.Integer()
+    remind_before_close_minutes = fields.Integer(allow_none=True)
+    patient_id = fields.Integer(allow_none=True)
+    arm = fields.String(allow_none=True)
+    active = fields.Boolean()
+
+
+@blp.route("/schedules")
+class Schedules(MethodView):
+    @blp.arguments(ScheduleInSchema)
+    @blp.response(201, ScheduleOutSchema)
+    @blp.alt_response(403, description="Only the trial's managers schedule diaries")
+    @blp.alt_response(404, description="No such trial, questionnaire version or patient")
+    def post(self, body: dict[str, Any]) -> Schedule:
+        """Schedule a published questionnaire for the trial's patients (or one arm, or one
+        patient). Windows are local times in each patient's zone; the first occurrences
+        are written at once."""
+        actor = api_actor()
+        policy.require_role(actor, Role.TRIAL_MANAGER)
+        session, now = db.session(), utcnow()
+        trial = policy.get_visible(session, actor, Trial, body.pop("trial_id"))
+        version = fhir_api.version_by_code(body.pop("instrument"), body.pop("version"))
+        patient_id = body.pop("patient_id")
+        patient = None
+        if patient_id is not None:
+            patient = policy.get_visible(session, actor, Patient, patient_id)
+        schedule = schedules.add_schedule(
+            session, actor, now, trial=trial, version=version, patient=patient, **body
+        )
+        schedules.refresh(session, now)
+        return schedule
+
+    @blp.response(200, ScheduleOutSchema(many=True))
+    def get(self) -> list[Schedule]:
+        """The schedules of the trials the caller manages."""
+        actor = api_actor()
+        policy.require_role(actor, Role.TRIAL_MANAGER)
+        trials = select(Trial.id).where(policy.visible(actor, Trial))
+        return list(
+            db.session.scalars(
+                select(Schedule).where(Schedule.trial_id.in_(trials)).order_by(Schedule.id)
+            )
         )

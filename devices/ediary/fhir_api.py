@@ -51,7 +51,7 @@ class VersionSchema(Schema):
     published_at = fields.DateTime(allow_none=True)
 
 
-def _version(code: str, version: int) -> InstrumentVersion:
+def version_by_code(code: str, version: int) -> InstrumentVersion:
     row = db.session.scalar(
         select(InstrumentVersion)
         .join(Instrument, Instrument.id == InstrumentVersion.instrument_id)
@@ -109,7 +109,7 @@ class QuestionnaireVersion(MethodView):
     def get(self, code: str, version: int) -> Response:
         """One version as a FHIR R4 Questionnaire."""
         policy.require_role(api_actor(), *DATA_READERS, *AUTHORS, Role.PATIENT)
-        return _fhir(to_questionnaire(schedules.instrument_of(_version(code, version))))
+        return _fhir(to_questionnaire(schedules.instrument_of(version_by_code(code, version))))
 
 
 @blp.route("/entries/<int:entry_id>/fhir")

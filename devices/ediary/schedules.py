@@ -179,11 +179,15 @@ def add_schedule(
         raise ValidationFailed("Publish the questionnaire version before scheduling it.")
     if patient is not None and patient.trial_id != trial.id:
         raise ValidationFailed("The patient is not in this trial.")
-    needs_date = kind != ScheduleKind.PROTOCOL_DAYS
-    if needs_date and first_date is None:
-        raise ValidationFailed(
-            "Give the first day.", {"fields": {"first_date": ["Give the first day."]}}
-        )
+    missing: dict[str, list[str]] = {}
+    if kind != ScheduleKind.PROTOCOL_DAYS and first_date is None:
+        missing["first_date"] = ["Give the first day (the day of a one-off diary)."]
+    if kind == ScheduleKind.EVERY_N_DAYS and not every_n:
+        missing["every_n"] = ["Give every how many days."]
+    if kind == ScheduleKind.PROTOCOL_DAYS and not study_days:
+        missing["study_days"] = ["Give the study days, e.g. 1, 8, 15 (day 1 is the baseline)."]
+    if missing:
+        raise ValidationFailed("The schedule is incomplete.", {"fields": missing})
     schedule = Schedule(
         trial_id=trial.id,
         patient_id=patient.id if patient else None,

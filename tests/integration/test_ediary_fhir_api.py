@@ -4,6 +4,7 @@ come out as QuestionnaireResponses; what the platform cannot express is refused,
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from flask import Flask
@@ -89,3 +90,41 @@ def test_an_entry_comes_out_as_a_questionnaire_response(
     assert answered["hours_slept"] == [{"valueDecimal": 7.5}]
     tokyo = token_for(client, "coord_tokyo", world.password)
     assert client.get(f"/api/v1/ediary/entries/{entry_id}/fhir", headers=tokyo).status_code == 404
+
+
+def test_the_trial_manager_schedules_a_questionnaire_through_the_api(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    manager = token_for(client, "manager", world.password)
+    sent = to_questionnaire(validate_definition(MOOD_9))
+    assert (
+        client.post("/api/v1/ediary/questionnaires", headers=manager, json=sent).status_code == 201
+    )
+    today = date.today().isoformat()
+    body = {
+        "trial_id": world.trial.id, "instrument": MOOD_9["code"], "version": 1,
+        "kind": "daily", "window_start": "00:00", "window_end": "24:00", "first_date": today,
+    }  # fmt: skip
+    made = client.post("/api/v1/ediary/schedules", headers=manager, json=body)
+    assert made.status_code == 201, made.get_json()
+    assert [
+        s["id"] for s in client.get("/api/v1/ediary/schedules", headers=manager).get_json()
+    ] == [made.get_json()["id"]]
+    anna = token_for(client, "anna", world.password)
+    due = client.get("/api/v1/ediary/occurrences", headers=anna).get_json()
+    assert any(o["instrument"] == MOOD_9["code"] and o["state"] == "open" for o in due)
+    staff = token_for(client, "coord_berlin", world.password)
+    assert client.post("/api/v1/ediary/schedules", headers=staff, json=body).status_code == 403
+    bad = client.post(
+        "/api/v1/ediary/schedules", headers=manager, json={**body, "window_start": "25:00"}
+    )
+    assert bad.status_code == 422 and "window_start" in json.dumps(bad.get_json())
+    unknown = client.post(
+        "/api/v1/ediary/schedules", headers=manager, json={**body, "instrument": "nope"}
+    )
+    assert unknown.status_code == 404
+    for kind, field in (("every_n_days", "every_n"), ("protocol_days", "study_days")):
+        incomplete = client.post(
+            "/api/v1/ediary/schedules", headers=manager, json={**body, "kind": kind}
+        )
+        assert incomplete.status_code == 422 and field in json.dumps(incomplete.get_json())

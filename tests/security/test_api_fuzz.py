@@ -66,7 +66,14 @@ ADMIN_ONLY = [
 ]
 
 # The coordinator first: the administrator's run resets, disables and unlocks accounts.
-CALLERS = [("coord_berlin", NEVER + PUBLIC + ADMIN_ONLY), ("admin", NEVER)]
+CALLERS = [
+    ("coord_berlin", NEVER + PUBLIC + ADMIN_ONLY),
+    # The trial manager reaches what only that role may do (diary schedules, questionnaires).
+    ("manager", NEVER + PUBLIC + ADMIN_ONLY),
+    # The patient reaches the diary's own endpoints past the role check.
+    ("anna", NEVER + PUBLIC + ADMIN_ONLY),
+    ("admin", NEVER),
+]
 
 
 def _schema(app: Flask, headers: dict[str, str], skipped: list[tuple[str, str]]) -> Any:
