@@ -1,4 +1,4 @@
-"""Patient-facing pages: the patient's home, profile and, later, diary, visits and deliveries."""
+"""Patient-facing pages: the patient's home, profile, diary and, later, visits and deliveries."""
 
 from __future__ import annotations
 
@@ -16,3 +16,8 @@ def init_app(app: Flask) -> None:
     set_home(app, Role.PATIENT, "portal.home")
     add_nav_item(app, [Role.PATIENT], _l("Home"), "portal.home", order=10)
     add_nav_item(app, [Role.PATIENT], _l("My details"), "portal.profile", order=90)
+    if "devices" in app.config["FEATURE_PACKAGES"]:
+        # The diary's tables, questionnaires and write path are the devices package's.
+        from patient_portal import diary_views
+
+        diary_views.init_app(app)

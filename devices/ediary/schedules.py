@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dct_platform import audit
@@ -300,19 +301,20 @@ def _refresh_schedule(
     sites = responsibilities_at(
         session, [(p.id, o.opens_at) for p, o in wanted if o.opens_at <= now]
     )
-    added = moved = 0
+    moved = 0
+    new: list[dict[str, Any]] = []
     for patient, found in wanted:
         row = known.get((patient.id, found.key))
         if row is None:
-            session.add(
-                Occurrence(
-                    schedule_id=schedule.id,
-                    patient_id=patient.id,
-                    site_id=sites.get((patient.id, found.opens_at), patient.site_id),
+            new.append(
+                {
+                    "schedule_id": schedule.id,
+                    "patient_id": patient.id,
+                    "site_id": sites.get((patient.id, found.opens_at), patient.site_id),
+                    "outcome": None,
                     **_times(found),
-                )
+                }
             )
-            added += 1
         elif row.opens_at > now and row.outcome is None and _times(found) != _times_of(row):
             # Not opened yet: follows the patient's zone (travel) and site as they are now.
             for name, value in _times(found).items():
@@ -320,7 +322,30 @@ def _refresh_schedule(
             row.site_id = patient.site_id
             moved += 1
     session.flush()
-    return added, moved
+    return _insert_new(session, new), moved
+
+
+# Core executemany, not ORM objects: a 90-day history of 5,000 patients is 450,000 rows,
+# and one flush of ORM objects spent most of its time building one huge statement
+# (bench/ediary.py). ON CONFLICT DO NOTHING: a row another run wrote first stays as it is.
+_CHUNK = 5000
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(cast(Table, Occurrence.__table__))
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True)
+    )
+    added = 0
+    for start in range(0, len(rows), _CHUNK):
+        result = session.execute(statement, rows[start : start + _CHUNK])
+        added += cast(CursorResult[Any], result).rowcount or 0
+    return added
 
 
 def _times(found: occ.Occurrence) -> dict[str, Any]:

@@ -90,8 +90,10 @@ def test_retries_store_each_reading_once(
     assert (again.get_json()["stored"], again.get_json()["duplicates"]) == (0, 3)
     # With a key: the same answer as the first time it was sent with that key.
     keyed = {**wearable.headers, "Idempotency-Key": "upload-17"}
-    sent = client.post(URL, headers=keyed, json={"readings": [_hr(80, 4)]}).get_json()
-    resent = client.post(URL, headers=keyed, json={"readings": [_hr(80, 4)]}).get_json()
+    # One body, sent twice: two calls of _hr() a second apart would differ.
+    body = {"readings": [_hr(80, 4)]}
+    sent = client.post(URL, headers=keyed, json=body).get_json()
+    resent = client.post(URL, headers=keyed, json=body).get_json()
     assert resent == sent and sent["stored"] == 1
     other = client.post(URL, headers=keyed, json={"readings": [_hr(81, 4)]})
     assert other.status_code == 409
