@@ -1,5 +1,5 @@
 """The patient's diary on a phone: a patient signs in, fills the diary due now and sees it
-done. The questions the answers skip hide as they answer, the answers survive a reload
+done, and the site's staff see it on their compliance page. The questions the answers skip hide as they answer, the answers survive a reload
 and a dropped connection (localStorage), and a window that closes while they fill it in
 says so. axe-core checks the list and the form as the patient sees them."""
 
@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from dct_platform.extensions import db
@@ -21,7 +21,7 @@ from devices.ediary import schedules
 from devices.ediary.demo_instruments import DAILY_SYMPTOMS
 from devices.ediary.models import Entry, Occurrence, ScheduleKind
 from tests.e2e.accessibility import failing, run_axe
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import DESKTOP, PHONE
 from tests.e2e.flows import sign_in
 from tests.support.clock import TestClock
 from tests.support.live_server import LiveServer
@@ -69,6 +69,7 @@ def _entries(app: Flask) -> list[Entry]:
 def test_a_patient_fills_the_due_diary_on_a_phone_and_sees_it_done(
     app: Flask,
     phone_page: Page,
+    browser: Browser,
     live_server: LiveServer,
     world: World,
     clock: TestClock,
@@ -163,6 +164,28 @@ def test_a_patient_fills_the_due_diary_on_a_phone_and_sees_it_done(
     assert entry.device_time and re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", entry.device_time
     )
+
+    # The site's staff see it on their compliance page, on a laptop.
+    staff_context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)
+    staff = staff_context.new_page()
+    try:
+        sign_in(staff, "coord_berlin", world.password)
+        nav = staff.get_by_role("navigation", name="Main")
+        nav.get_by_role("link", name="Diary compliance").click()
+        expect(staff.get_by_role("heading", level=1)).to_have_text("Diary compliance")
+        row = staff.get_by_test_id("compliance-table").locator("tr", has_text="B1-anna")
+        # Expected 1, on time 1, late 0, missed 0, still open 0, 100 %.
+        expect(row.locator("td")).to_have_text(["B1-anna", "1", "1", "0", "0", "0", "100%"])
+        assert (
+            staff.get_by_role("img", name=re.compile("Percentage of diaries")).evaluate(
+                "img => img.naturalWidth"
+            )
+            > 0
+        )
+        assert failing(run_axe(staff)) == []
+        snapshot(staff, "staff-compliance")
+    finally:
+        staff_context.close()
 
 
 def test_wrong_answers_and_a_window_that_closes_while_filling_are_explained(
