@@ -107,3 +107,6 @@ def _init_ediary(app: Flask) -> None:
     # Windows are written two days ahead, so a run every few minutes is plenty; a missed
     # window is marked within five minutes of closing.
     register_job(app, "ediary.occurrences", refresh, every=timedelta(minutes=5))
+    from devices.ediary import reminders  # mails when a window opens and before it closes
+
+    register_job(app, "ediary.reminders", reminders.job, every=timedelta(minutes=1))
