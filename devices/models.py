@@ -76,6 +76,16 @@ class DeviceUnit(Audited, Timestamped, Base):
     model: Mapped[DeviceModel] = relationship()
 
 
+def _unit_serials(session: Any, model: Any, ids: list[int]) -> dict[int, str]:
+    """A record of a unit (its holder, credential, alert) named by the unit's serial."""
+    return names_by_id(
+        session,
+        select(model.id, DeviceUnit.serial_number)
+        .join(DeviceUnit, DeviceUnit.id == model.unit_id)
+        .where(model.id.in_(ids)),
+    )
+
+
 class DeviceAssignment(Audited, Base):
     """Who held a unit over which period (half-open, like site assignments): a patient
     wearing it, or a shipment a logger travels with. One holder at a time per unit."""
@@ -98,12 +108,7 @@ class DeviceAssignment(Audited, Base):
 
     @classmethod
     def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
-        return names_by_id(
-            session,
-            select(cls.id, DeviceUnit.serial_number)
-            .join(DeviceUnit, DeviceUnit.id == cls.unit_id)
-            .where(cls.id.in_(ids)),
-        )
+        return _unit_serials(session, cls, ids)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"), index=True)
@@ -129,12 +134,7 @@ class DeviceToken(Audited, Base):
 
     @classmethod
     def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
-        return names_by_id(
-            session,
-            select(cls.id, DeviceUnit.serial_number)
-            .join(DeviceUnit, DeviceUnit.id == cls.unit_id)
-            .where(cls.id.in_(ids)),
-        )
+        return _unit_serials(session, cls, ids)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"), index=True)
@@ -250,12 +250,7 @@ class DeviceAlert(Audited, Base):
 
     @classmethod
     def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
-        return names_by_id(
-            session,
-            select(cls.id, DeviceUnit.serial_number)
-            .join(DeviceUnit, DeviceUnit.id == cls.unit_id)
-            .where(cls.id.in_(ids)),
-        )
+        return _unit_serials(session, cls, ids)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("device_units.id"))

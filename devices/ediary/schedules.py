@@ -315,7 +315,7 @@ def _refresh_schedule(
                     **_times(found),
                 }
             )
-        elif row.opens_at > now and row.outcome is None and _times(found) != _times_of(row):
+        elif row.opens_at > now and row.outcome is None and _times(found) != _times(row):
             # Not opened yet: follows the patient's zone (travel) and site as they are now.
             for name, value in _times(found).items():
                 setattr(row, name, value)
@@ -348,23 +348,12 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     return added
 
 
-def _times(found: occ.Occurrence) -> dict[str, Any]:
-    return {
-        "key": found.key,
-        "local_date": found.local_date,
-        "zone": found.zone,
-        "opens_at": found.opens_at,
-        "closes_at": found.closes_at,
-        "late_until": found.late_until,
-        "remind_at": found.remind_at,
-    }
+# What an occurrence's rule decides; the stored row and the computed one share the names.
+_TIMES = ("key", "local_date", "zone", "opens_at", "closes_at", "late_until", "remind_at")
 
 
-def _times_of(row: Occurrence) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in _times_fields}
-
-
-_times_fields = ("key", "local_date", "zone", "opens_at", "closes_at", "late_until", "remind_at")
+def _times(found: occ.Occurrence | Occurrence) -> dict[str, Any]:
+    return {name: getattr(found, name) for name in _TIMES}
 
 
 def mark_missed(session: Session, now: datetime) -> int:
