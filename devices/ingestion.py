@@ -18,24 +18,14 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    Boolean,
-    CursorResult,
-    DateTime,
-    Float,
-    Integer,
-    String,
     Table,
-    bindparam,
-    func,
     select,
 )
-from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.types import TypeEngine
 
+from dct_platform.bulk import BulkInsert
 from dct_platform.errors import Conflict
 from dct_platform.models import Patient, RemoteActivity
 from dct_platform.services import activities
@@ -213,54 +203,14 @@ def ingest(
     return answer
 
 
-_TABLE = cast(Table, DeviceReading.__table__)
-_ARRAY_TYPES: dict[str, TypeEngine[Any]] = {
-    "unit_id": Integer(),
-    "dedup_key": String(),
-    "effective_start": DateTime(timezone=True),
-    "effective_end": DateTime(timezone=True),
-    "metric": String(),
-    "value": Float(),
-    "patient_id": Integer(),
-    "site_id": Integer(),
-    "device_reading_id": String(),
-    "received_at": DateTime(timezone=True),
-    "batch_id": Integer(),
-    "late": Boolean(),
-}
-_unnested = (
-    func.unnest(*(cast_(bindparam(name), ARRAY(kind)) for name, kind in _ARRAY_TYPES.items()))
-    .table_valued(*_ARRAY_TYPES)
-    .render_derived()
-)
-# PostgreSQL: one statement per chunk whatever its size, each column sent as one array.
-# A multi-row VALUES of 12,000 parameters took longer to build and parse in Python than
-# the database took to insert the rows (bench/ingest.py).
-_PG_INSERT = (
-    postgresql.insert(_TABLE)
-    .from_select(list(_ARRAY_TYPES), select(*(_unnested.c[name] for name in _ARRAY_TYPES)))
-    .on_conflict_do_nothing()
-    .execution_options(preserve_rowcount=True)
-)
-# SQLite: Core executemany (never the ORM's add_all), counted by rowcount.
-_SQLITE_INSERT = (
-    sqlite.insert(_TABLE).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
-)
-
-
-def _store(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert the rows the database does not have yet; how many it stored."""
-    stored = 0
-    postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        if postgres:
-            arrays = {name: [row[name] for row in chunk] for name in _ARRAY_TYPES}
-            result = session.execute(_PG_INSERT, arrays)
-        else:
-            result = session.execute(_SQLITE_INSERT, chunk)
-        stored += cast(CursorResult[Any], result).rowcount
-    return stored
+# Readings are written by the thousand: the platform's one bulk insert (unnest arrays on
+# PostgreSQL), skipping a reading the database already has.
+_store = BulkInsert(
+    cast(Table, DeviceReading.__table__),
+    ("unit_id", "dedup_key", "effective_start", "effective_end", "metric", "value",
+     "patient_id", "site_id", "device_reading_id", "received_at", "batch_id", "late"),
+    chunk=CHUNK,
+)  # fmt: skip
 
 
 def _open_batch(

@@ -41,12 +41,11 @@ from dct_platform.roles import Role
 from dct_platform.timeutil import timezones_by_region, utcnow
 from dct_platform.timeutil import zone as timezone
 from dct_platform.web.guards import roles_required
-from devices.ediary import entries
+from devices.ediary import answer_form, entries
 from devices.ediary import occurrences as occ
 from devices.ediary.instruments import FORM_ERRORS, Instrument
 from devices.ediary.models import Entry, Occurrence, Schedule
 from devices.ediary.schedules import as_window, instrument_of
-from patient_portal import diary_forms
 from patient_portal.views import _me
 from patient_portal.zones import zone_label
 
@@ -212,7 +211,7 @@ def _instruments() -> Callable[[Occurrence], Instrument]:
 
 
 def title_of(instrument: Instrument) -> str:
-    return diary_forms.in_language(instrument.title, instrument.title_translations, _language())
+    return answer_form.in_language(instrument.title, instrument.title_translations, _language())
 
 
 def _rows(
@@ -338,13 +337,13 @@ def _form_page(
     errors: dict[str, list[str]] | None = None,
 ) -> str:
     shown = _row(row, None, patient, now, instrument)
-    questions = diary_forms.questions(instrument, _language(), sent, errors)
+    questions = answer_form.questions(instrument, _language(), sent, errors)
     return render_template(
         "portal/diary_form.html",
         row=shown,
         questions=questions,
         in_error=[q for q in questions if q.errors],
-        form_errors=diary_forms.form_errors(errors or {}, instrument),
+        form_errors=answer_form.form_errors(errors or {}, instrument),
         client_id=client_id,
         submitted=sent is not None,
     )
@@ -369,7 +368,7 @@ def fill(occurrence_id: int) -> Response | tuple[str, int]:
             return _over_page(row, entry, patient, now, instrument), 200
         return _form_page(row, patient, instrument, now, client_id=_new_client_id()), 200
 
-    answers, sent = diary_forms.read_answers(instrument, request.form, patient.timezone)
+    answers, sent = answer_form.read_answers(instrument, request.form, patient.timezone)
     client_id = request.form.get("client_id", "").strip()
     if not 0 < len(client_id) <= entries.MAX_CLIENT_ID:
         client_id = _new_client_id()  # a form without one (tampered, very old): the

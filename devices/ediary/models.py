@@ -145,6 +145,7 @@ class Occurrence(Base):
         Index("ix_ediary_occurrences_patient_opens", "patient_id", "opens_at"),
         Index("ix_ediary_occurrences_site_opens", "site_id", "opens_at"),
         Index("ix_ediary_occurrences_remind", "remind_at"),
+        Index("ix_ediary_occurrences_opens", "opens_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

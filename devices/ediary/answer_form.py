@@ -1,5 +1,7 @@
-"""The diary form: a questionnaire's items as the patient sees them, the posted form read
-back into answers, and the problems `check_answers` finds, in the patient's language.
+"""A questionnaire as an HTML form: its items as the controls of a page, the posted form
+read back into answers, and the problems `check_answers` finds, in the reader's language.
+The patient's diary form (patient_portal) and the site's correction form share it, and the
+template macro `ediary/_question.html` draws each control.
 
 The items come from the instrument's definition (devices/ediary/instruments.py), not from
 a WTForms class: each item type has its control (`ItemType` -> `Question.control`), and
