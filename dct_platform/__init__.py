@@ -48,6 +48,9 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     init_web(app)
     init_api(app)
     jobs.init_app(app)
+    from dct_platform import visits
+
+    visits.init_app(app)
     for package in app.config["FEATURE_PACKAGES"]:
         # Loaded by name so that the core never imports a feature package.
         importlib.import_module(package).init_app(app)
