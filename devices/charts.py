@@ -8,6 +8,7 @@ import base64
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pygal
@@ -70,12 +71,65 @@ def line(points: Sequence[tuple[datetime, float]], zone: ZoneInfo, unit: str) ->
     return _uri(chart.render())
 
 
-def bars(labels: Sequence[str], values: Sequence[float], y_title: str, top: float | None) -> str:
-    """One bar per label (a day, a site)."""
+def bars(
+    labels: Sequence[str],
+    values: Sequence[float],
+    y_title: str,
+    top: float | None,
+    threshold: float | None = None,
+) -> str:
+    """One bar per label (a day, a site); with `threshold`, a dashed horizontal line at that
+    value, labelled on the axis, drawn over the bars so that none hides it."""
     extra: dict[str, object] = {"y_title": y_title, "x_label_rotation": 0}
+    if threshold is not None and top is None:
+        top = max([threshold, *values]) or 1.0  # a scale of 0 to 0 has no line to draw
     if top is not None:
         extra["range"] = (0, top)
+    if threshold is not None and top is not None:
+        extra["y_labels"] = _ticks_with(top, threshold)
+        # The only major guide: the filter below finds the threshold's line by it.
+        extra["y_labels_major"] = [threshold]
     chart = pygal.Bar(**_config(**extra))
+    if threshold is not None:
+        chart.add_xml_filter(_threshold_on_top)
     chart.x_labels = list(labels)
     chart.add("", list(values))
     return _uri(chart.render())
+
+
+THRESHOLD_COLOUR = "#b00020"  # app.css --error: the line marks where a row gets flagged
+
+
+def _ticks_with(top: float, threshold: float) -> list[object]:
+    """Five even steps up to `top`, and the threshold, labelled; a step too close to the
+    threshold is left out so that the two labels do not overlap."""
+    steps = [top * i / 5 for i in range(6)]
+    kept: list[object] = [s for s in steps if abs(s - threshold) > top / 12]
+    kept.append({"value": threshold, "label": f"{threshold:g}"})
+    return kept
+
+
+def _threshold_on_top(root: Any) -> Any:
+    """pygal draws guides under the bars: move the threshold's guide (the one major guide)
+    to the end of the plot, drawn in the error colour."""
+    plot = next((g for g in root.iter("g") if g.get("class") == "plot"), None)
+    found = next(
+        (
+            (group, path)
+            for group in root.iter("g")
+            for path in group.findall("path")
+            if "major" in (path.get("class") or "").split()
+        ),
+        None,
+    )
+    if plot is None or found is None:  # no data: pygal drew no axes
+        return root
+    group, path = found
+    group.remove(path)
+    path.set("class", "threshold")
+    path.set(
+        "style",
+        f"stroke: {THRESHOLD_COLOUR}; stroke-width: 2.5; stroke-dasharray: 10,4; fill: none",
+    )
+    plot.append(path)
+    return root

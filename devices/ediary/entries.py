@@ -153,7 +153,7 @@ def correct(
         raise ValidationFailed(message, {"fields": {"reason": [message]}})
     instrument = instrument_of(entry.occurrence.schedule.instrument_version)
     answers = dict(entry.answers)
-    if instrument.item(link_id) is None:
+    if link_id not in {item.link_id for item in instrument.items}:
         message = f"{link_id!r} is not a question of {instrument.title}."
         raise ValidationFailed(message, {"fields": {"link_id": [message]}})
     old = answers.get(link_id)

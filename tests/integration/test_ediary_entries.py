@@ -112,7 +112,11 @@ def test_the_patient_cannot_change_an_entry_and_staff_corrections_are_audited(
         url, headers=token_for(client, "coord_tokyo", world.password), json=change
     )
     assert other_site.status_code == 404
-    staff = client.post(url, headers=token_for(client, "coord_berlin", world.password), json=change)
+    berlin = token_for(client, "coord_berlin", world.password)
+    unknown = client.post(url, headers=berlin, json={**change, "link_id": "shoe_size"})
+    assert unknown.status_code == 422
+    assert "'shoe_size' is not a question" in unknown.get_json()["message"]
+    staff = client.post(url, headers=berlin, json=change)
     assert staff.status_code == 201, staff.get_json()
     assert (staff.get_json()["old_value"], staff.get_json()["new_value"]) == (7.5, 6.5)
     with app.app_context():
