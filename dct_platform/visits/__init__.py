@@ -10,9 +10,52 @@ providers, `calendar.py` iCalendar invitations.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flask import Flask
+from sqlalchemy.orm import Session
+
+SETTINGS = {
+    # A patient books a televisit at least this long ahead.
+    "VISIT_MIN_NOTICE_MINUTES": 60,
+    # The join link shows this long before a visit starts.
+    "VISIT_JOIN_OPENS_MINUTES": 15,
+}
 
 
 def init_app(app: Flask) -> None:
-    # Importing registers the tables on the platform's metadata.
-    from dct_platform.visits import models  # noqa: F401
+    import os
+
+    for name, default in SETTINGS.items():
+        app.config.setdefault(name, int(os.environ.get(name, default)))
+    app.config.setdefault("VIDEO_PROVIDER", os.environ.get("VIDEO_PROVIDER", "jitsi"))
+    for name in ("VIDEO_JITSI_BASE_URL", "VIDEO_HTTP_BASE_URL", "VIDEO_HTTP_TOKEN"):
+        if name in os.environ:
+            app.config.setdefault(name, os.environ[name])
+    # Importing registers the tables, the policy scopes and the event receivers.
+    from dct_platform.scheduler import register_job
+    from dct_platform.visits import booking, models, policy  # noqa: F401
+
+    # Hourly: a visit added to the protocol reaches the patients enrolled, a baseline date
+    # set today plans that patient's visits, and windows that closed are marked missed.
+    register_job(app, "visits.plan", plan_job, every=timedelta(hours=1))
+
+
+def plan_job(session: Session, now: datetime) -> str:
+    from sqlalchemy import select
+
+    from dct_platform.visits import planning
+    from dct_platform.visits.models import PlannedStatus, PlannedVisit
+
+    planned = planning.plan_all(session, now)
+    # Any zone is at most 14 hours ahead of UTC: a window whose last day is before
+    # yesterday (UTC) is over everywhere; the rest is checked on the patient's calendar.
+    candidates = session.scalars(
+        select(PlannedVisit).where(
+            PlannedVisit.status == PlannedStatus.PLANNED,
+            PlannedVisit.definition_id.is_not(None),
+            PlannedVisit.window_last < now.date(),
+        )
+    )
+    missed = planning.mark_missed(session, now, candidates)
+    return f"planned {planned} visits, {missed} missed"
