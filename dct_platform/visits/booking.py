@@ -83,13 +83,15 @@ def _reason(reason: str | None) -> str:
 
 
 def staff_for(session: Session, visit: PlannedVisit) -> list[User]:
-    """The members of the patient's site who may run the visit (its staff role)."""
+    """The members of the patient's site who may run the visit (its staff role): the
+    site responsible for the patient now, which after a transfer is not the one that was
+    responsible when the visit was planned."""
     return list(
         session.scalars(
             select(User)
             .join(SiteMembership, SiteMembership.user_id == User.id)
             .where(
-                SiteMembership.site_id == visit.site_id,
+                SiteMembership.site_id == visit.patient.site_id,
                 User.role == visit.staff_role,
                 User.is_enabled,
             )
@@ -194,8 +196,8 @@ def free_slots(
         return []
     calendars = _calendars(
         session,
-        visit.site.timezone,
-        visit.site_id,
+        visit.patient.site.timezone,
+        visit.patient.site_id,
         staff,
         start,
         end,
@@ -266,7 +268,7 @@ def book(
     booking = Booking(
         planned_visit_id=visit.id,
         patient_id=visit.patient_id,
-        site_id=visit.site_id,
+        site_id=visit.patient.site_id,
         staff_id=staff_id,
         starts_at=starts_at,
         ends_at=ends_at,
@@ -283,6 +285,8 @@ def book(
         with session.begin_nested(), audit.acting(session, actor, now, what=what):
             session.add(booking)
             visit.status = PlannedStatus.BOOKED
+            # The site responsible now runs it, also after a transfer since planning.
+            visit.site_id = visit.patient.site_id
             visit.updated_at = now
     except IntegrityError as exc:
         kind = _violated(exc)
