@@ -34,7 +34,9 @@ def init_app(app: Flask) -> None:
             app.config.setdefault(name, os.environ[name])
     # Importing registers the tables, the policy scopes and the event receivers.
     from dct_platform.scheduler import register_job
-    from dct_platform.visits import booking, models, policy  # noqa: F401
+    from dct_platform.visits import booking, demo, models, policy  # noqa: F401
+
+    demo.init_app(app)
 
     # Hourly: a visit added to the protocol reaches the patients enrolled, a baseline date
     # set today plans that patient's visits, and windows that closed are marked missed.
