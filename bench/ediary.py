@@ -39,8 +39,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,7 +55,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.foundation import free_port, fresh_database  # noqa: E402
+from bench.foundation import GunicornServer, fresh_database  # noqa: E402
 
 DATABASE = "dct_bench_ediary"
 SYSTEM = "bench-ediary"
@@ -409,49 +407,6 @@ def part2(app: Any, ids: dict[str, Any], n: int, target: int, now: datetime) -> 
 # --- part 3: HTTP ---------------------------------------------------------------------------
 
 
-class Server:
-    """gunicorn on wsgi:app, 2 workers (as `dct serve`), logging gunicorn's own time per
-    request in microseconds."""
-
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.port = free_port()
-        self.log = workdir / "access.log"
-        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-        self.process = subprocess.Popen(
-            [gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{self.port}",
-             "--access-logfile", str(self.log),
-             "--access-logformat", "BENCH %(m)s %(U)s %(s)s %(D)s", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.base = f"http://127.0.0.1:{self.port}"
-        for _ in range(150):
-            try:
-                requests.get(f"{self.base}/healthz", timeout=5)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise SystemExit("the server did not start")
-
-    def mark(self) -> int:
-        return self.log.stat().st_size if self.log.exists() else 0
-
-    def server_ms(self, since: int, path: str) -> list[float]:
-        time.sleep(0.3)  # the workers write their log lines after the answer
-        with self.log.open("rb") as f:
-            f.seek(since)
-            lines = f.read().decode().splitlines()
-        found = []
-        for line in lines:
-            parts = line.split()
-            if len(parts) == 5 and parts[0] == "BENCH" and parts[2] == path:
-                found.append(int(parts[4]) / 1000)
-        return found
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
-
-
 def sign_in(base: str, username: str, password: str) -> requests.Session:
     http = requests.Session()
     page = http.get(f"{base}/login", timeout=10).text
@@ -469,7 +424,7 @@ def sign_in(base: str, username: str, password: str) -> requests.Session:
 
 
 def drive(
-    server: Server, path: str, clients: list[requests.Session], total: int,
+    server: GunicornServer, path: str, clients: list[requests.Session], total: int,
     check: Callable[[requests.Response], bool],
 ) -> tuple[list[float], list[float], int, float]:  # fmt: skip
     """`total` requests of `path` shared by the clients (each its own patient)."""
@@ -507,7 +462,7 @@ def drive(
 def part3(env: dict[str, str], workdir: Path, passwords: dict[str, str], total: int) -> float:
     log(f"\n3. HTTP: gunicorn wsgi:app, 2 workers; {total} requests per row; server time is "
         "gunicorn's own (access log %(D)s), client time is latency on loopback")  # fmt: skip
-    server = Server(env, workdir)
+    server = GunicornServer(env, workdir)
     home_p95 = float("nan")
     try:
         users = sorted(passwords)

@@ -51,6 +51,50 @@ def fresh_database(server_url: str, name: str) -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
+class GunicornServer:
+    """gunicorn on wsgi:app, 2 workers (as `dct serve`), logging gunicorn's own time per
+    request in microseconds: `server_ms` reads the server's time of the requests to a path
+    since a `mark`. Shared by the benchmarks that drive the served app."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.port = free_port()
+        self.log = workdir / "access.log"
+        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+        self.process = subprocess.Popen(
+            [gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{self.port}",
+             "--access-logfile", str(self.log),
+             "--access-logformat", "BENCH %(m)s %(U)s %(s)s %(D)s", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(150):
+            try:
+                requests.get(f"{self.base}/healthz", timeout=5)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise SystemExit("the server did not start")
+
+    def mark(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def server_ms(self, since: int, path: str) -> list[float]:
+        time.sleep(0.3)  # the workers write their log lines after the answer
+        with self.log.open("rb") as f:
+            f.seek(since)
+            lines = f.read().decode().splitlines()
+        found = []
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 5 and parts[0] == "BENCH" and parts[2] == path:
+                found.append(int(parts[4]) / 1000)
+        return found
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
 @dataclass(frozen=True)
 class Figures:
     rate: float  # requests/s

@@ -16,6 +16,10 @@ def init_app(app: Flask) -> None:
     set_home(app, Role.PATIENT, "portal.home")
     add_nav_item(app, [Role.PATIENT], _l("Home"), "portal.home", order=10)
     add_nav_item(app, [Role.PATIENT], _l("My details"), "portal.profile", order=90)
+    # Televisits are core (dct_platform.visits): always there.
+    from patient_portal import visit_views
+
+    visit_views.init_app(app)
     if "devices" in app.config["FEATURE_PACKAGES"]:
         # The diary's tables, questionnaires and write path are the devices package's.
         from patient_portal import diary_views

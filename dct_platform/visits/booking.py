@@ -12,7 +12,7 @@ beat it. The loser gets a Conflict (409) that says to choose another time. A req
 retried with the same idempotency key returns the booking the first one made.
 
 The video room is not created here: `BOOKING_CHANGED` is emitted with the change and its
-receiver (visits/room_receiver.py) calls the provider after commit, never while this
+receiver (visits/notifications.py) calls the provider after commit, never while this
 transaction holds locks.
 """
 
@@ -49,6 +49,7 @@ BOOKING_CHANGED = events.declare(
     "visits.booking-changed", "A televisit was booked, moved or cancelled"
 )
 MAX_REASON = 500
+_DAY = timedelta(days=1)
 LIVE = (BookingStatus.BOOKED, BookingStatus.STARTED)
 
 
@@ -179,16 +180,23 @@ def free_slots(
     min_notice: timedelta = timedelta(0),
     staff_ids: list[int] | None = None,
     ignore: Booking | None = None,
+    around: datetime | None = None,
 ) -> list[slot_rules.Slot]:
     """Bookable slots of the visit: inside its window (the patient's local dates), inside
     the availability of staff who may run it (the site's zone), not overlapping their
     bookings (but `ignore`, the booking being moved), starting `min_notice` after now at
-    the earliest."""
+    the earliest. `around`: only those within a day of that instant (checking one slot
+    need not compute the whole window; slots keep their place, since each availability
+    interval is read whole)."""
     if Modality.TELEHEALTH not in visit.modalities:
         return []
     start, end = slot_rules.visit_window(
         visit.window_first, visit.window_last, visit.patient.timezone
     )
+    if around is not None:
+        start, end = max(start, around - _DAY), min(end, around + _DAY)
+        if start >= end:
+            return []
     staff = [u.id for u in staff_for(session, visit)]
     if staff_ids is not None:
         staff = [i for i in staff if i in staff_ids]
@@ -221,9 +229,25 @@ def _check_slot(
     ends_at = starts_at + timedelta(minutes=visit.duration_minutes)
     if staff_id not in {u.id for u in staff_for(session, visit)}:
         raise _fail("staff_id", "This person does not run this visit at the patient's site.")
-    offered = free_slots(
-        session, visit, now, min_notice=min_notice, staff_ids=[staff_id], ignore=ignore
+    # The common loser of a race: the time is held already. One indexed look-up answers it
+    # before any slot is computed.
+    held = session.scalar(
+        select(Booking.id)
+        .where(
+            Booking.staff_id == staff_id,
+            Booking.status != BookingStatus.CANCELLED,
+            Booking.starts_at < ends_at,
+            Booking.ends_at > starts_at,
+            Booking.id != (ignore.id if ignore else 0),
+        )
+        .limit(1)
     )
+    if held is not None:
+        raise Conflict("That time was just taken. Please choose another slot.")
+    offered = free_slots(
+        session, visit, now, min_notice=min_notice, staff_ids=[staff_id], ignore=ignore,
+        around=starts_at,
+    )  # fmt: skip
     if not any(s.starts_at == starts_at and s.staff_id == staff_id for s in offered):
         raise Conflict("That time is no longer free. Please choose another slot.")
     return ends_at
@@ -316,6 +340,7 @@ def reschedule(
     if booking.status != BookingStatus.BOOKED:
         raise Conflict(f"A visit that is {booking.status.value.replace('_', ' ')} cannot be moved.")
     ends_at = _check_slot(session, visit, staff_id, starts_at, now, min_notice, ignore=booking)
+    previous = booking.staff_id
     what = f"Moved {visit.name} of {visit.patient.subject_number}"
     try:
         with session.begin_nested(), audit.acting(session, actor, now, why, what=what):
@@ -324,7 +349,8 @@ def reschedule(
             booking.updated_at = now
     except IntegrityError:
         raise Conflict("That time was just taken. Please choose another slot.") from None
-    _changed(session, booking, now, "moved")
+    # The colleague who had it gets a cancellation for their calendar.
+    _changed(session, booking, now, "moved", previous_staff_id=previous)
     return booking
 
 
@@ -349,7 +375,7 @@ def cancel(
     return booking
 
 
-def _changed(session: Session, booking: Booking, now: datetime, change: str) -> None:
+def _changed(session: Session, booking: Booking, now: datetime, change: str, **extra: int) -> None:
     patient = booking.patient
     activities.record_activity(
         session,
@@ -371,6 +397,6 @@ def _changed(session: Session, booking: Booking, now: datetime, change: str) -> 
         session,
         BOOKING_CHANGED,
         now,
-        {"booking_id": booking.id, "change": change, "sequence": booking.sequence},
+        {"booking_id": booking.id, "change": change, "sequence": booking.sequence, **extra},
         subject=f"booking:{booking.id}",
     )

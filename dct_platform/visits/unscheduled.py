@@ -5,7 +5,7 @@ close it with a note."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -64,7 +64,9 @@ def request_visit(
 
 
 def _staff(actor: User, request: UnscheduledRequest) -> None:
-    if actor.role not in SITE_ROLES or request.site_id not in actor.site_ids:
+    # An open request follows the patient: after a transfer the new site handles it (the
+    # queue shows it there, policy.py), and it is recorded as handled by that site.
+    if actor.role not in SITE_ROLES or request.patient.site_id not in actor.site_ids:
         raise Forbidden("Only the staff of the patient's site handle this request.")
     if request.status != RequestStatus.OPEN:
         raise Conflict(f"This request is {request.status.value} already.")
@@ -87,6 +89,8 @@ def plan_for_request(
     today = local_day(session, request.patient_id, now)
     if first_day < today:
         raise _fail("first_day", "The window cannot start in the past.")
+    if first_day > today + timedelta(days=365):
+        raise _fail("first_day", "Plan the visit within the coming year.")
     if last_day < first_day:
         raise _fail("last_day", "The window ends before it starts.")
     if (last_day - first_day).days > 60:
@@ -102,7 +106,7 @@ def plan_for_request(
     visit = PlannedVisit(
         patient_id=patient.id,
         definition_id=None,
-        site_id=request.site_id,
+        site_id=patient.site_id,
         name="Unscheduled visit",
         target_date=first_day,
         window_first=first_day,
@@ -120,6 +124,7 @@ def plan_for_request(
     with audit.acting(session, actor, now, what=what):
         session.add(visit)
         session.flush()
+        request.site_id = patient.site_id
         request.status = RequestStatus.SCHEDULED
         request.planned_visit_id = visit.id
         request.handled_by_id = actor.id
@@ -138,6 +143,7 @@ def close_request(
         raise _fail("reason", "Say why the request is closed (up to 500 characters).")
     what = f"Closed the visit request of {request.patient.subject_number}"
     with audit.acting(session, actor, now, why, what=what):
+        request.site_id = request.patient.site_id
         request.status = RequestStatus.CLOSED
         request.handled_by_id = actor.id
         request.handled_at = now

@@ -35,8 +35,10 @@ API = {
 PAGES = {
     # The device panels (devices/views.py) add one statement each: the open alerts on the
     # homes, the patient's devices on the patient page, the sites' coverage (three) on /trial.
-    ("coord_berlin", "/site"): 6,
-    ("pi_berlin", "/investigator"): 6,
+    # The visit-requests panel (dct_platform/visits/views.py) adds one on the homes: the
+    # count of open requests.
+    ("coord_berlin", "/site"): 7,
+    ("pi_berlin", "/investigator"): 7,
     ("coord_berlin", "/site/patients/{anna}"): 20,
     ("coord_berlin", "/activity"): 6,
     ("admin", "/admin"): 7,

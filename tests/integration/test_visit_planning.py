@@ -223,11 +223,15 @@ def test_an_unscheduled_request_reaches_the_site_responsible_now(
         s.commit()
         assert (visit.site_id, visit.name) == (world.tokyo.id, "Unscheduled visit")
         assert second.status == RequestStatus.SCHEDULED and second.planned_visit_id == visit.id
+        # The request still open from before the move follows her to Tokyo.
+        with pytest.raises(Forbidden):
+            unscheduled.close_request(s, _user("coord_berlin"), first, utcnow(), reason="x")
         with pytest.raises(ValidationFailed, match="Say why"):
-            unscheduled.close_request(s, _user("coord_berlin"), first, utcnow(), reason="")
+            unscheduled.close_request(s, _user("coord_tokyo"), first, utcnow(), reason="")
         unscheduled.close_request(
-            s, _user("coord_berlin"), first, utcnow(), reason="Called her: see GP"
+            s, _user("coord_tokyo"), first, utcnow(), reason="Called her: see GP"
         )
         s.commit()
+        assert first.site_id == world.tokyo.id
         statuses = dict(s.execute(select(UnscheduledRequest.id, UnscheduledRequest.status)).all())
         assert statuses == {first.id: RequestStatus.CLOSED, second.id: RequestStatus.SCHEDULED}
