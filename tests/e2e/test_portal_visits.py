@@ -1,6 +1,6 @@
 """The patient's visits on a phone: a patient signs in, books a slot of the visit due with
 the keyboard and sees it booked; when the clock reaches the visit's time, the button to join
-shows with the video room. Then a time is moved and the visit cancelled, each only with a
+shows with the video room, and the investigator's calendar shows the visit. Then a time is moved and the visit cancelled, each only with a
 reason, and a visit asked for. axe-core checks every page as the patient sees it, none
 scrolls sideways, and each leaves a screenshot in test-artifacts/."""
 
@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from dct_platform.extensions import db
+from dct_platform.localtime import utc_to_local
 from dct_platform.visits.models import Booking, BookingStatus, RoomStatus, UnscheduledRequest
 from tests.e2e.accessibility import failing, run_axe
 from tests.e2e.conftest import PHONE
@@ -44,13 +45,14 @@ def _fits_and_passes_axe(page: Page) -> None:
 def test_a_patient_books_a_visit_on_a_phone_and_joins_it_when_it_is_time(
     app: Flask,
     phone_page: Page,
+    page: Page,
     live_server: LiveServer,
     world: World,
     clock: TestClock,
     snapshot: Callable[[Page, str], None],
 ) -> None:
     week4_schedule(app, world)
-    page = phone_page
+    staff_page, page = page, phone_page
     assert page.viewport_size == PHONE
     sign_in(page, "anna", world.password)
 
@@ -134,6 +136,20 @@ def test_a_patient_books_a_visit_on_a_phone_and_joins_it_when_it_is_time(
     page.reload()
     expect(card.get_by_test_id("visit-join")).to_have_count(0)
     expect(card.get_by_test_id("visit-join-note")).to_have_text("The time for this visit is over.")
+
+    # The investigator's calendar, in another browser, shows the visit Anna booked.
+    page = staff_page
+    sign_in(page, "pi_berlin", world.password)
+    day = utc_to_local(booked.starts_at, "Europe/Berlin").date
+    page.goto(f"/visits/calendar?view=day&date={day.isoformat()}")
+    entry = page.get_by_test_id("day").get_by_test_id("booking")
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text("B1-anna")
+    expect(entry).to_contain_text("Week 4 video visit")
+    start = utc_to_local(booked.starts_at, "Europe/Berlin").time.strftime("%H:%M")
+    expect(entry).to_contain_text(start)
+    assert failing(run_axe(page)) == []
+    snapshot(page, "staff-calendar")
 
 
 def test_a_patient_moves_cancels_and_asks_for_a_visit_on_a_phone(
