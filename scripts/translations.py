@@ -26,12 +26,19 @@ def catalogues() -> list[Path]:
     return sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"))
 
 
+def _forms(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    # A plural message has a list (or tuple) of forms; a plain one a string.
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def problems() -> list[str]:
     found = []
     for po_path in catalogues():
         with po_path.open("rb") as f:
             catalog = read_po(f)
-        missing = [m.id for m in catalog if m.id and (not m.string or m.fuzzy)]
+        missing = [
+            m.id for m in catalog if m.id and (not m.string or m.fuzzy or not all(_forms(m.string)))
+        ]
         if missing:
             found.append(f"{po_path.relative_to(ROOT)}: untranslated {missing}")
         mo_path = po_path.with_suffix(".mo")
@@ -39,8 +46,10 @@ def problems() -> list[str]:
             found.append(f"{mo_path.relative_to(ROOT)} is missing")
             continue
         with mo_path.open("rb") as f:
-            compiled = {m.id: m.string for m in read_mo(f) if m.id}
-        wanted = {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+            compiled = {_forms(m.id): _forms(m.string) for m in read_mo(f) if m.id}
+        wanted = {
+            _forms(m.id): _forms(m.string) for m in catalog if m.id and m.string and not m.fuzzy
+        }
         if compiled != wanted:
             found.append(f"{mo_path.relative_to(ROOT)} is stale: run scripts/translations.py")
     return found
