@@ -65,6 +65,9 @@ bench: install-test
 	$(BIN)/python bench/foundation.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ediary.py
+	$(BIN)/python bench/reminders.py
+	$(BIN)/python bench/booking.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
