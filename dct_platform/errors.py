@@ -73,6 +73,12 @@ class ValidationFailed(DomainError):
     status = 422
     code = "validation_error"
 
+    @classmethod
+    def on_field(cls, field: str, message: str) -> ValidationFailed:
+        """A refusal of one field: the message, and the same message at that field, where
+        a form shows it beside the control."""
+        return cls(message, {"fields": {field: [message]}})
+
 
 class NotFound(DomainError):
     status = 404

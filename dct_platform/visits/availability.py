@@ -34,10 +34,6 @@ _DAY_MINUTES = 24 * 60
 _WEEK_MINUTES = 7 * _DAY_MINUTES
 
 
-def _fail(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, {"fields": {field: [message]}})
-
-
 # --- who may -------------------------------------------------------------------------------
 
 
@@ -70,9 +66,13 @@ def _member(session: Session, site: Site, user_id: int) -> User:
         .where(SiteMembership.site_id == site.id, User.id == user_id)
     )
     if user is None:
-        raise _fail("user_id", f"User {user_id} is not a member of site {site.site_number}.")
+        raise ValidationFailed.on_field(
+            "user_id", f"User {user_id} is not a member of site {site.site_number}."
+        )
     if not user.is_enabled:
-        raise _fail("user_id", f"The account of {user.display_name} is disabled.")
+        raise ValidationFailed.on_field(
+            "user_id", f"The account of {user.display_name} is disabled."
+        )
     return user
 
 
@@ -85,7 +85,7 @@ def clock_time(field: str, text: str | None, *, end: bool = False) -> time:
         return parse_clock_time(text or "", end=end)
     except ValueError:
         also = ", or 24:00 for the end of the day" if end else ""
-        raise _fail(
+        raise ValidationFailed.on_field(
             field, f"{text!r} is not a time of day: write HH:MM, 00:00 to 23:59{also}."
         ) from None
 
@@ -132,11 +132,13 @@ def add_weekly_hours(
     """Recurring hours of `user_id` at `site` on `weekday` (0 Monday .. 6 Sunday)."""
     _require_hours(actor, site.id, user_id)
     if not 0 <= weekday <= 6:
-        raise _fail("weekday", "The weekday is 0 (Monday) to 6 (Sunday).")
+        raise ValidationFailed.on_field("weekday", "The weekday is 0 (Monday) to 6 (Sunday).")
     starts = clock_time("start_time", start_time)
     ends = clock_time("end_time", end_time, end=True)
     if starts == ends and _normalised(end_time) != "24:00":
-        raise _fail("end_time", "The hours end when they start; give a different end time.")
+        raise ValidationFailed.on_field(
+            "end_time", "The hours end when they start; give a different end time."
+        )
     user = _member(session, site, user_id)
     span = _week_span(weekday, starts, ends)
     for row in session.scalars(
@@ -207,17 +209,21 @@ def add_exception(
     has_start, has_end = bool((start_time or "").strip()), bool((end_time or "").strip())
     if has_start != has_end:
         field = "end_time" if has_start else "start_time"
-        raise _fail(field, "Give both a start and an end time, or neither for the whole day.")
+        raise ValidationFailed.on_field(
+            field, "Give both a start and an end time, or neither for the whole day."
+        )
     if available and not has_start:
-        raise _fail("start_time", "Extra hours need a start and an end time.")
+        raise ValidationFailed.on_field("start_time", "Extra hours need a start and an end time.")
     if has_start:
         starts = clock_time("start_time", start_time)
         ends = clock_time("end_time", end_time, end=True)
         if starts == ends and _normalised(end_time or "") != "24:00":
-            raise _fail("end_time", "The hours end when they start; give a different end time.")
+            raise ValidationFailed.on_field(
+                "end_time", "The hours end when they start; give a different end time."
+            )
     text = (note or "").strip()
     if len(text) > MAX_NOTE:
-        raise _fail("note", f"Keep the note under {MAX_NOTE} characters.")
+        raise ValidationFailed.on_field("note", f"Keep the note under {MAX_NOTE} characters.")
     user = _member(session, site, user_id)
     row = AvailabilityException(
         user_id=user_id,
@@ -255,7 +261,9 @@ def add_holiday(
     _require_holidays(actor, site)
     text = (name or "").strip()
     if not text or len(text) > MAX_HOLIDAY_NAME:
-        raise _fail("name", f"Name the holiday (up to {MAX_HOLIDAY_NAME} characters).")
+        raise ValidationFailed.on_field(
+            "name", f"Name the holiday (up to {MAX_HOLIDAY_NAME} characters)."
+        )
     taken = session.scalar(
         select(SiteHoliday).where(SiteHoliday.site_id == site.id, SiteHoliday.day == day)
     )

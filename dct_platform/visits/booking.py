@@ -59,10 +59,6 @@ class Booked:
     created: bool
 
 
-def _fail(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, {"fields": {field: [message]}})
-
-
 def _may_act_for(actor: User, patient: Patient) -> None:
     if actor.role == Role.PATIENT:
         if patient.user_id != actor.id:
@@ -76,7 +72,7 @@ def _may_act_for(actor: User, patient: Patient) -> None:
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text or len(text) > MAX_REASON:
-        raise _fail("reason", f"Say why (up to {MAX_REASON} characters).")
+        raise ValidationFailed.on_field("reason", f"Say why (up to {MAX_REASON} characters).")
     return text
 
 
@@ -188,7 +184,23 @@ def free_slots(
     the earliest. `around`: only those within a day of that instant (checking one slot
     need not compute the whole window; slots keep their place, since each availability
     interval is read whole)."""
-    if Modality.TELEHEALTH not in visit.modalities:
+    staff = [u.id for u in staff_for(session, visit)]
+    if staff_ids is not None:
+        staff = [i for i in staff if i in staff_ids]
+    return _slots_of(session, visit, now, staff, min_notice, ignore, around)
+
+
+def _slots_of(
+    session: Session,
+    visit: PlannedVisit,
+    now: datetime,
+    staff: list[int],
+    min_notice: timedelta,
+    ignore: Booking | None,
+    around: datetime | None,
+) -> list[slot_rules.Slot]:
+    """`free_slots` of staff already known to run the visit."""
+    if Modality.TELEHEALTH not in visit.modalities or not staff:
         return []
     start, end = slot_rules.visit_window(
         visit.window_first, visit.window_last, visit.patient.timezone
@@ -197,11 +209,6 @@ def free_slots(
         start, end = max(start, around - _DAY), min(end, around + _DAY)
         if start >= end:
             return []
-    staff = [u.id for u in staff_for(session, visit)]
-    if staff_ids is not None:
-        staff = [i for i in staff if i in staff_ids]
-    if not staff:
-        return []
     calendars = _calendars(
         session,
         visit.patient.site.timezone,
@@ -225,10 +232,12 @@ def _check_slot(
     min_notice: timedelta, ignore: Booking | None = None,
 ) -> datetime:  # fmt: skip
     if starts_at.tzinfo is None:
-        raise _fail("starts_at", "Give the start time with its offset.")
+        raise ValidationFailed.on_field("starts_at", "Give the start time with its offset.")
     ends_at = starts_at + timedelta(minutes=visit.duration_minutes)
     if staff_id not in {u.id for u in staff_for(session, visit)}:
-        raise _fail("staff_id", "This person does not run this visit at the patient's site.")
+        raise ValidationFailed.on_field(
+            "staff_id", "This person does not run this visit at the patient's site."
+        )
     # The common loser of a race: the time is held already. One indexed look-up answers it
     # before any slot is computed.
     held = session.scalar(
@@ -244,10 +253,7 @@ def _check_slot(
     )
     if held is not None:
         raise Conflict("That time was just taken. Please choose another slot.")
-    offered = free_slots(
-        session, visit, now, min_notice=min_notice, staff_ids=[staff_id], ignore=ignore,
-        around=starts_at,
-    )  # fmt: skip
+    offered = _slots_of(session, visit, now, [staff_id], min_notice, ignore, starts_at)
     if not any(s.starts_at == starts_at and s.staff_id == staff_id for s in offered):
         raise Conflict("That time is no longer free. Please choose another slot.")
     return ends_at
@@ -376,27 +382,32 @@ def cancel(
 
 
 def _changed(session: Session, booking: Booking, now: datetime, change: str, **extra: int) -> None:
-    patient = booking.patient
-    activities.record_activity(
-        session,
-        now,
-        activity_type=TELEVISIT,
-        patient=patient,
-        occurred_at=booking.starts_at,
-        ends_at=booking.ends_at,
-        record_table=Booking.__tablename__,
-        record_id=booking.id,
-        status=booking.status.value,
-        summary=f"{booking.planned_visit.name} by video",
-        originator=activities.Originator.STAFF,
-        originator_user_id=booking.staff_id,
-        modality=Modality.TELEHEALTH.value,
-        location_type=booking.location_type or "patient_home",
-    )
+    record_televisit(session, booking, now)
     events.emit(
         session,
         BOOKING_CHANGED,
         now,
         {"booking_id": booking.id, "change": change, "sequence": booking.sequence, **extra},
         subject=f"booking:{booking.id}",
+    )
+
+
+def record_televisit(session: Session, booking: Booking, now: datetime) -> None:
+    """The televisit's remote activity, as booked or as it happened: its times once run,
+    and whoever ran it (the booked staff member until then)."""
+    activities.record_activity(
+        session,
+        now,
+        activity_type=TELEVISIT,
+        patient=booking.patient,
+        occurred_at=booking.started_at or booking.starts_at,
+        ends_at=booking.ended_at or booking.ends_at,
+        record_table=Booking.__tablename__,
+        record_id=booking.id,
+        status=booking.status.value,
+        summary=f"{booking.planned_visit.name} by video",
+        originator=activities.Originator.STAFF,
+        originator_user_id=booking.run_by_id or booking.staff_id,
+        modality=Modality.TELEHEALTH.value,
+        location_type=booking.location_type or "patient_home",
     )

@@ -39,10 +39,6 @@ from dct_platform.visits.models import (
 OUT_OF_WINDOW = "visit_out_of_window"
 
 
-def _fail(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, {"fields": {field: [message]}})
-
-
 def add_definition(
     session: Session,
     actor: User | None,
@@ -62,31 +58,39 @@ def add_definition(
     """Add a visit to the trial's protocol schedule."""
     code, name = code.strip(), name.strip()
     if not code or len(code) > 20:
-        raise _fail("code", "Give the visit a code of up to 20 characters (e.g. W4).")
+        raise ValidationFailed.on_field(
+            "code", "Give the visit a code of up to 20 characters (e.g. W4)."
+        )
     if not name or len(name) > 120:
-        raise _fail("name", "Give the visit a name of up to 120 characters.")
+        raise ValidationFailed.on_field("name", "Give the visit a name of up to 120 characters.")
     if target_day < 1:
-        raise _fail("target_day", "Study days start at day 1, the baseline date.")
+        raise ValidationFailed.on_field(
+            "target_day", "Study days start at day 1, the baseline date."
+        )
     if window_before_days < 0 or window_after_days < 0:
-        raise _fail("window_before_days", "A window cannot be negative.")
+        raise ValidationFailed.on_field("window_before_days", "A window cannot be negative.")
     if target_day - window_before_days < 1:
-        raise _fail("window_before_days", "The window cannot open before the baseline date.")
+        raise ValidationFailed.on_field(
+            "window_before_days", "The window cannot open before the baseline date."
+        )
     if not 5 <= duration_minutes <= 480:
-        raise _fail("duration_minutes", "A visit lasts from 5 to 480 minutes.")
+        raise ValidationFailed.on_field("duration_minutes", "A visit lasts from 5 to 480 minutes.")
     chosen = list(dict.fromkeys(modalities))
     unknown = [m for m in chosen if m not in set(Modality)]
     if not chosen or unknown:
         allowed = ", ".join(m.value for m in Modality)
-        raise _fail("modalities", f"Choose one or more of: {allowed}.")
+        raise ValidationFailed.on_field("modalities", f"Choose one or more of: {allowed}.")
     if not is_role(staff_role):
-        raise _fail("staff_role", f"{staff_role!r} is not a role of this platform.")
+        raise ValidationFailed.on_field(
+            "staff_role", f"{staff_role!r} is not a role of this platform."
+        )
     taken = session.scalar(
         select(VisitDefinition.id).where(
             VisitDefinition.trial_id == trial.id, VisitDefinition.code == code
         )
     )
     if taken is not None:
-        raise _fail("code", f"The trial has a visit {code} already.")
+        raise ValidationFailed.on_field("code", f"The trial has a visit {code} already.")
     definition = VisitDefinition(
         trial_id=trial.id,
         code=code,

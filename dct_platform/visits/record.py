@@ -21,7 +21,7 @@ from dct_platform.models.users import SITE_ROLES
 from dct_platform.services import activities
 from dct_platform.services.ownership import responsibility_at
 from dct_platform.visits import planning
-from dct_platform.visits.booking import TELEVISIT
+from dct_platform.visits.booking import record_televisit
 from dct_platform.visits.models import (
     Booking,
     BookingStatus,
@@ -40,32 +40,9 @@ LOCAL_PROVIDER = activities.register_type(
 )
 
 
-def _fail(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, {"fields": {field: [message]}})
-
-
 def _staff_of_the_site(actor: User, booking: Booking) -> None:
     if actor.role not in SITE_ROLES or booking.site_id not in actor.site_ids:
         raise Forbidden("Only the staff of the patient's site can record this visit.")
-
-
-def _record_activity(session: Session, booking: Booking, actor: User, now: datetime) -> None:
-    activities.record_activity(
-        session,
-        now,
-        activity_type=TELEVISIT,
-        patient=booking.patient,
-        occurred_at=booking.started_at or booking.starts_at,
-        ends_at=booking.ended_at or booking.ends_at,
-        record_table=Booking.__tablename__,
-        record_id=booking.id,
-        status=booking.status.value,
-        summary=f"{booking.planned_visit.name} by video",
-        originator=activities.Originator.STAFF,
-        originator_user_id=booking.run_by_id or actor.id,
-        modality=Modality.TELEHEALTH.value,
-        location_type=booking.location_type or "patient_home",
-    )
 
 
 def start(session: Session, actor: User, booking: Booking, now: datetime) -> Booking:
@@ -83,7 +60,7 @@ def start(session: Session, actor: User, booking: Booking, now: datetime) -> Boo
             session, booking.patient_id, now
         ).investigator_id
         booking.updated_at = now
-    _record_activity(session, booking, actor, now)
+    record_televisit(session, booking, now)
     return booking
 
 
@@ -102,11 +79,15 @@ def complete(
         raise Conflict(f"This visit is {booking.status.value.replace('_', ' ')}.")
     text = (notes or "").strip()
     if not text:
-        raise _fail("notes", "Write the visit notes.")
+        raise ValidationFailed.on_field("notes", "Write the visit notes.")
     if len(text) > MAX_NOTES:
-        raise _fail("notes", f"Visit notes are limited to {MAX_NOTES} characters.")
+        raise ValidationFailed.on_field(
+            "notes", f"Visit notes are limited to {MAX_NOTES} characters."
+        )
     if location_type not in LOCATION_TYPES:
-        raise _fail("location_type", f"Choose one of: {', '.join(LOCATION_TYPES)}.")
+        raise ValidationFailed.on_field(
+            "location_type", f"Choose one of: {', '.join(LOCATION_TYPES)}."
+        )
     started = booking.started_at or booking.starts_at
     if now < started:
         raise Conflict("A visit cannot be completed before it started.")
@@ -123,7 +104,7 @@ def complete(
         ).investigator_id
         booking.updated_at = now
         planning.record_done(session, booking.planned_visit, started, Modality.TELEHEALTH, now)
-    _record_activity(session, booking, actor, now)
+    record_televisit(session, booking, now)
     return booking
 
 
@@ -145,7 +126,7 @@ def no_show(
         booking.updated_at = now
         booking.planned_visit.status = PlannedStatus.PLANNED
         booking.planned_visit.updated_at = now
-    _record_activity(session, booking, actor, now)
+    record_televisit(session, booking, now)
     return booking
 
 
@@ -165,13 +146,15 @@ def record_local_provider_visit(
     if actor.role not in SITE_ROLES or visit.site_id not in actor.site_ids:
         raise Forbidden("Only the staff of the patient's site can record this visit.")
     if Modality.LOCAL_PROVIDER not in visit.modalities:
-        raise _fail("modality", f"{visit.name} cannot be done by a local provider.")
+        raise ValidationFailed.on_field(
+            "modality", f"{visit.name} cannot be done by a local provider."
+        )
     if visit.status in (PlannedStatus.COMPLETED, PlannedStatus.CANCELLED):
         raise Conflict(f"{visit.name} is {visit.status.value} already.")
     if done_at.tzinfo is None:
-        raise _fail("done_at", "Give the time of the visit with its offset.")
+        raise ValidationFailed.on_field("done_at", "Give the time of the visit with its offset.")
     if done_at > now:
-        raise _fail("done_at", "The visit cannot be in the future.")
+        raise ValidationFailed.on_field("done_at", "The visit cannot be in the future.")
     fields = {
         "provider_name": (provider_name, 200),
         "provider_address": (provider_address, 500),
@@ -179,7 +162,9 @@ def record_local_provider_visit(
     }
     for field, (value, limit) in fields.items():
         if not (value or "").strip() or len(value.strip()) > limit:
-            raise _fail(field, f"Fill in {field.replace('_', ' ')} (up to {limit} characters).")
+            raise ValidationFailed.on_field(
+                field, f"Fill in {field.replace('_', ' ')} (up to {limit} characters)."
+            )
     what = f"Recorded {visit.name} of {visit.patient.subject_number} by a local provider"
     with audit.acting(session, actor, now, what=what):
         visit.provider_name = provider_name.strip()

@@ -27,10 +27,6 @@ CATEGORIES = {"side_effect": "A side effect", "other": "Something else"}
 MAX_DETAILS = 1000
 
 
-def _fail(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, {"fields": {field: [message]}})
-
-
 def request_visit(
     session: Session,
     actor: User,
@@ -44,10 +40,12 @@ def request_visit(
     if actor.role != Role.PATIENT or patient.user_id != actor.id:
         raise Forbidden("Only the patient can ask for a visit of their own.")
     if category not in CATEGORIES:
-        raise _fail("category", f"Choose one of: {', '.join(CATEGORIES)}.")
+        raise ValidationFailed.on_field("category", f"Choose one of: {', '.join(CATEGORIES)}.")
     text = (details or "").strip()
     if len(text) > MAX_DETAILS:
-        raise _fail("details", f"Please keep it under {MAX_DETAILS} characters.")
+        raise ValidationFailed.on_field(
+            "details", f"Please keep it under {MAX_DETAILS} characters."
+        )
     request = UnscheduledRequest(
         patient_id=patient.id,
         site_id=patient.site_id,
@@ -88,20 +86,24 @@ def plan_for_request(
     _staff(actor, request)
     today = local_day(session, request.patient_id, now)
     if first_day < today:
-        raise _fail("first_day", "The window cannot start in the past.")
+        raise ValidationFailed.on_field("first_day", "The window cannot start in the past.")
     if first_day > today + timedelta(days=365):
-        raise _fail("first_day", "Plan the visit within the coming year.")
+        raise ValidationFailed.on_field("first_day", "Plan the visit within the coming year.")
     if last_day < first_day:
-        raise _fail("last_day", "The window ends before it starts.")
+        raise ValidationFailed.on_field("last_day", "The window ends before it starts.")
     if (last_day - first_day).days > 60:
-        raise _fail("last_day", "Keep the window within 60 days.")
+        raise ValidationFailed.on_field("last_day", "Keep the window within 60 days.")
     if not 5 <= duration_minutes <= 480:
-        raise _fail("duration_minutes", "A visit lasts from 5 to 480 minutes.")
+        raise ValidationFailed.on_field("duration_minutes", "A visit lasts from 5 to 480 minutes.")
     chosen = modalities or [Modality.TELEHEALTH.value]
     if any(m not in set(Modality) for m in chosen):
-        raise _fail("modalities", f"Choose from: {', '.join(m.value for m in Modality)}.")
+        raise ValidationFailed.on_field(
+            "modalities", f"Choose from: {', '.join(m.value for m in Modality)}."
+        )
     if not is_role(staff_role):
-        raise _fail("staff_role", f"{staff_role!r} is not a role of this platform.")
+        raise ValidationFailed.on_field(
+            "staff_role", f"{staff_role!r} is not a role of this platform."
+        )
     patient = request.patient
     visit = PlannedVisit(
         patient_id=patient.id,
@@ -140,7 +142,9 @@ def close_request(
     _staff(actor, request)
     why = (reason or "").strip()
     if not why or len(why) > 500:
-        raise _fail("reason", "Say why the request is closed (up to 500 characters).")
+        raise ValidationFailed.on_field(
+            "reason", "Say why the request is closed (up to 500 characters)."
+        )
     what = f"Closed the visit request of {request.patient.subject_number}"
     with audit.acting(session, actor, now, why, what=what):
         request.site_id = request.patient.site_id

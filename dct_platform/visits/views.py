@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -1245,19 +1245,28 @@ def add_hours() -> Response | tuple[str, int]:
     )
 
 
+_Own = TypeVar("_Own", StaffAvailability, AvailabilityException)
+
+
+def _own_row(session: Session, model: type[_Own], row_id: int, what: str) -> _Own:
+    """The reader's own row (hours or an exception) at one of their sites, else 404."""
+    row = session.scalar(
+        select(model).where(
+            model.id == row_id,
+            model.user_id == current_user.id,
+            model.site_id.in_(current_user.site_ids),
+        )
+    )
+    if row is None:
+        raise NotFound(f"{what} not found.")
+    return row
+
+
 @bp.post("/visits/availability/hours/<int:row_id>/remove")
 @roles_required(*WORKERS)
 def remove_hours(row_id: int) -> Response | tuple[str, int]:
     session = _session()
-    row = session.scalar(
-        select(StaffAvailability).where(
-            StaffAvailability.id == row_id,
-            StaffAvailability.user_id == current_user.id,
-            StaffAvailability.site_id.in_(current_user.site_ids),
-        )
-    )
-    if row is None:
-        raise NotFound(f"Weekly hours {row_id} were not found.")
+    row = _own_row(session, StaffAvailability, row_id, f"Weekly hours {row_id} were")
     text = f"{availability.WEEKDAYS[row.weekday]} {row.start_time}-{row.end_time}"
     try:
         availability.remove_weekly_hours(session, current_user, utcnow(), row)
@@ -1310,15 +1319,7 @@ def add_exception() -> Response | tuple[str, int]:
 @roles_required(*WORKERS)
 def remove_exception(row_id: int) -> Response | tuple[str, int]:
     session = _session()
-    row = session.scalar(
-        select(AvailabilityException).where(
-            AvailabilityException.id == row_id,
-            AvailabilityException.user_id == current_user.id,
-            AvailabilityException.site_id.in_(current_user.site_ids),
-        )
-    )
-    if row is None:
-        raise NotFound(f"Availability exception {row_id} was not found.")
+    row = _own_row(session, AvailabilityException, row_id, f"Availability exception {row_id} was")
     day = row.day
     try:
         availability.remove_exception(session, current_user, utcnow(), row)
