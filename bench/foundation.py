@@ -56,12 +56,12 @@ class GunicornServer:
     request in microseconds: `server_ms` reads the server's time of the requests to a path
     since a `mark`. Shared by the benchmarks that drive the served app."""
 
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, workers: int = 2) -> None:
         self.port = free_port()
         self.log = workdir / "access.log"
         gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
         self.process = subprocess.Popen(
-            [gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{self.port}",
+            [gunicorn, "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
              "--access-logfile", str(self.log),
              "--access-logformat", "BENCH %(m)s %(U)s %(s)s %(D)s", "wsgi:app"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

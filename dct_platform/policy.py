@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.orm import Session, object_session
+from sqlalchemy.sql.base import ExecutableOption
 
 from dct_platform.errors import Forbidden, NotFound
 from dct_platform.extensions import Base
@@ -171,11 +172,19 @@ def can_role(actor: User | None, *roles: str) -> bool:
 
 
 def get_visible(
-    session: Session, actor: User | None, model: type[M], ident: Any, now: datetime | None = None
+    session: Session,
+    actor: User | None,
+    model: type[M],
+    ident: Any,
+    now: datetime | None = None,
+    *,
+    load: Sequence[ExecutableOption] = (),
 ) -> M:
+    """The record if `actor` may see it, else NotFound; `load`: loader options for what
+    the caller reads next (e.g. its patient), fetched in the same statement."""
     pk = model.__mapper__.primary_key[0]
     condition = visible(actor, model, session=session, now=now)
-    obj = session.scalar(select(model).where(pk == ident, condition))
+    obj = session.scalar(select(model).where(pk == ident, condition).options(*load))
     if obj is None:
         raise NotFound(_l("%(record)s %(ident)s was not found", record=model.__name__, ident=ident))
     return obj

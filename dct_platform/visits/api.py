@@ -28,7 +28,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from dct_platform import policy
 from dct_platform.auth import api_actor
@@ -77,6 +77,8 @@ MAX_IDEMPOTENCY_KEY = 80  # the column's width
 # The bookings that hold a planned visit (models.HOLDS_VISIT).
 HOLDING = (BookingStatus.BOOKED, BookingStatus.STARTED, BookingStatus.COMPLETED)
 _CHUNK = 500
+# The booking reads the patient (who may book, the site, the zone) right after the visit.
+_WITH_PATIENT = (joinedload(PlannedVisit.patient),)
 
 NOT_FOUND_VISIT = "No such planned visit for the caller"
 NOT_FOUND_BOOKING = "No such booking for the caller"
@@ -416,7 +418,9 @@ class Bookings(MethodView):
         /planned/{id}/slots). The patient books their own; the site's staff book for
         their patients. A time taken meanwhile is refused (409) with a message."""
         actor, session = api_actor(), _session()
-        visit = policy.get_visible(session, actor, PlannedVisit, body["planned_visit_id"])
+        visit = policy.get_visible(
+            session, actor, PlannedVisit, body["planned_visit_id"], load=_WITH_PATIENT
+        )
         done = booking.book(
             session,
             actor,

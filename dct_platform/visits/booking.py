@@ -234,13 +234,40 @@ def _check_slot(
     if starts_at.tzinfo is None:
         raise ValidationFailed.on_field("starts_at", "Give the start time with its offset.")
     ends_at = starts_at + timedelta(minutes=visit.duration_minutes)
-    if staff_id not in {u.id for u in staff_for(session, visit)}:
+    runs, held = _runs_and_held(session, visit, staff_id, starts_at, ends_at, ignore)
+    if not runs:
         raise ValidationFailed.on_field(
             "staff_id", "This person does not run this visit at the patient's site."
         )
-    # The common loser of a race: the time is held already. One indexed look-up answers it
-    # before any slot is computed.
-    held = session.scalar(
+    # The common loser of a race: the time is held already. Answered in the same statement
+    # as the staff check, before any slot is computed: under a burst every loser costs
+    # one round trip here.
+    if held:
+        raise Conflict("That time was just taken. Please choose another slot.")
+    offered = _slots_of(session, visit, now, [staff_id], min_notice, ignore, starts_at)
+    if not any(s.starts_at == starts_at and s.staff_id == staff_id for s in offered):
+        raise Conflict("That time is no longer free. Please choose another slot.")
+    return ends_at
+
+
+def _runs_and_held(
+    session: Session, visit: PlannedVisit, staff_id: int, starts_at: datetime,
+    ends_at: datetime, ignore: Booking | None,
+) -> tuple[bool, bool]:  # fmt: skip
+    """Whether `staff_id` may run the visit (as in `staff_for`) and whether a live booking
+    holds their time already."""
+    runs = (
+        select(SiteMembership.user_id)
+        .join(User, User.id == SiteMembership.user_id)
+        .where(
+            SiteMembership.user_id == staff_id,
+            SiteMembership.site_id == visit.patient.site_id,
+            User.role == visit.staff_role,
+            User.is_enabled,
+        )
+        .exists()
+    )
+    held = (
         select(Booking.id)
         .where(
             Booking.staff_id == staff_id,
@@ -249,14 +276,10 @@ def _check_slot(
             Booking.ends_at > starts_at,
             Booking.id != (ignore.id if ignore else 0),
         )
-        .limit(1)
+        .exists()
     )
-    if held is not None:
-        raise Conflict("That time was just taken. Please choose another slot.")
-    offered = _slots_of(session, visit, now, [staff_id], min_notice, ignore, starts_at)
-    if not any(s.starts_at == starts_at and s.staff_id == staff_id for s in offered):
-        raise Conflict("That time is no longer free. Please choose another slot.")
-    return ends_at
+    row = session.execute(select(runs, held)).one()
+    return bool(row[0]), bool(row[1])
 
 
 def _violated(exc: IntegrityError) -> str:
