@@ -121,7 +121,7 @@ class _Seeder:
     def user(
         self,
         username: str,
-        role: Role,
+        role: str,
         name: str,
         tz: str,
         *,
@@ -326,6 +326,13 @@ class Seeded:
     # The demo's own patients (not any added by hand since), in subject-number order.
     patients: list[Patient]
     _after_commit: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _seeder: _Seeder | None = field(default=None, repr=False)
+
+    def account(self, username: str, role: str, name: str, zone: str) -> User:
+        """A demo account of a package's role (its own assignment kept by the package),
+        listed in `demo-logins.json` with the others; found again on a second seed."""
+        assert self._seeder is not None
+        return self._seeder.user(username, role, name, zone)
 
     def write_after_commit(self, name: str, data: Any, message: str | None = None) -> Path:
         """Write `data` as JSON to `name` in the instance folder, readable by its owner only,
@@ -372,7 +379,7 @@ def seed_core(
     seeder.patients(trial, sites)
     seeder.transfer(staff, sites, trial)
     patients = sorted(seeder.seeded_patients, key=lambda p: p.subject_number)
-    return seeder.logins, Seeded(instance_path, trial, sites, patients)
+    return seeder.logins, Seeded(instance_path, trial, sites, patients, _seeder=seeder)
 
 
 def seed(

@@ -1,19 +1,77 @@
 """Home-nurse dispatch and direct-to-patient shipments, with the nurse's and supply
-manager's pages."""
+manager's pages.
+
+Layout: `routing/` the route planner (OR-Tools; plain Python, no database), `dispatch/`
+home-nurse dispatch (its tables, rules, planning runs, the nurse's work, mails),
+`migrations/` the package's own Alembic branch (`logistics`).
+"""
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timedelta
+
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from dct_platform.navigation import add_nav_item, set_home
 from dct_platform.roles import Role
+from logistics.dispatch.planner import Settings
+
+SETTINGS: dict[str, float] = {
+    # Home visits are made for planned home-nurse visits whose window opens within this.
+    "DISPATCH_HORIZON_DAYS": 14,
+    # Travel between homes: straight-line distance times the road factor, at this speed.
+    "DISPATCH_SPEED_KMH": 35,
+    "DISPATCH_ROAD_FACTOR": 1.3,
+    # The route planner's search time per day planned.
+    "DISPATCH_SOLVER_SECONDS": 5,
+}
 
 
 def init_app(app: Flask) -> None:
+    for name, default in SETTINGS.items():
+        app.config.setdefault(name, float(os.environ.get(name, default)))
+    from dct_platform.api import register_api_blueprint
+    from logistics.dispatch import api, models, notifications, policy  # noqa: F401
+    from logistics.dispatch import views as dispatch_views
     from logistics.views import bp
 
     app.register_blueprint(bp)
-    set_home(app, Role.NURSE, "logistics.nurse_home")
-    add_nav_item(app, [Role.NURSE], "My visits", "logistics.nurse_home", order=10)
+    register_api_blueprint(app, api.blp)
+    dispatch_views.init_app(app)
+    from logistics.dispatch import demo
+
+    demo.init_app(app)
+    set_home(app, Role.NURSE, "dispatch.nurse_day")
     set_home(app, Role.SUPPLY_MANAGER, "logistics.supply_home")
     add_nav_item(app, [Role.SUPPLY_MANAGER], "Sites", "logistics.supply_home", order=10)
+    _init_jobs(app)
+
+
+def planner_settings(app: Flask) -> Settings:
+    return Settings(
+        speed_kmh=app.config["DISPATCH_SPEED_KMH"],
+        road_factor=app.config["DISPATCH_ROAD_FACTOR"],
+        time_limit_s=app.config["DISPATCH_SOLVER_SECONDS"],
+    )
+
+
+def _init_jobs(app: Flask) -> None:
+    from dct_platform.scheduler import register_job
+    from dct_platform.timeutil import utcnow
+    from logistics.dispatch import home_visits, runs
+
+    def housekeeping(session: Session, now: datetime) -> str:
+        horizon = timedelta(days=app.config["DISPATCH_HORIZON_DAYS"])
+        made = home_visits.create_due(session, now, horizon)
+        released = home_visits.release_taken(session, now)
+        missed = home_visits.mark_missed(session, now)
+        queued = runs.queue_if_open(session, now)
+        return f"made {made}, released {released}, missed {missed}, planning queued: {queued}"
+
+    def plan_runs(session: Session, now: datetime) -> str:
+        return f"ran {runs.run_queued(session, utcnow, planner_settings(app))} planning runs"
+
+    register_job(app, "logistics.home-visits", housekeeping, every=timedelta(hours=1))
+    register_job(app, "logistics.dispatch-runs", plan_runs, every=timedelta(seconds=15))

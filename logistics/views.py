@@ -13,12 +13,6 @@ from dct_platform.web.guards import roles_required
 bp = Blueprint("logistics", __name__, template_folder="templates")
 
 
-@bp.get("/nurse")
-@roles_required(Role.NURSE)
-def nurse_home() -> str:
-    return render_template("logistics/nurse_home.html")
-
-
 @bp.get("/supply")
 @roles_required(Role.SUPPLY_MANAGER)
 def supply_home() -> str:

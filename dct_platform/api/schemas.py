@@ -234,6 +234,9 @@ class TrialSchema(Schema):
         values=fields.String(),
         metadata=doc("The title in patients' languages, by language code", {"de": "Studie"}),
     )
+    protocol_version = fields.String(
+        metadata=doc("The protocol version in force; home-visit staff need training on it", "2.1")
+    )
 
 
 class TrialCreateSchema(Schema):
@@ -250,6 +253,11 @@ class TrialCreateSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=300))
     phase = fields.Enum(TrialPhase, by_value=True, required=True)
     status = fields.Enum(TrialStatus, by_value=True, load_default=TrialStatus.PLANNING)
+    protocol_version = fields.String(
+        load_default="1.0",
+        validate=validate.Length(min=1, max=20),
+        metadata=doc("The protocol version in force", "1.0"),
+    )
     title_translations = fields.Dict(
         keys=fields.String(validate=validate.Length(max=16)),
         values=fields.String(validate=validate.Length(max=300)),

@@ -86,6 +86,11 @@ class Trial(Audited, Versioned, Timestamped, Base):
     )
     phase: Mapped[TrialPhase] = mapped_column(enum_column(TrialPhase, "trial_phase"))
     status: Mapped[TrialStatus] = mapped_column(enum_column(TrialStatus, "trial_status"))
+    # The protocol version in force (amendments bump it; the trail keeps the history):
+    # staff who run a trial's visits at home must be trained on it.
+    protocol_version: Mapped[str] = mapped_column(
+        String(20), default="1.0", server_default="1.0", info={"label": "Protocol version"}
+    )
 
     # Every trial shown names its sponsor: loaded with the trial, not one query per trial.
     sponsor: Mapped[Sponsor] = relationship(back_populates="trials", lazy="joined")

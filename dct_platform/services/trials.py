@@ -82,6 +82,7 @@ def create_trial(
     phase: TrialPhase,
     status: TrialStatus = TrialStatus.PLANNING,
     title_translations: dict[str, str] | None = None,
+    protocol_version: str = "1.0",
     system: str | None = None,
 ) -> Trial:
     _require_admin(actor, system)
@@ -97,6 +98,7 @@ def create_trial(
             title_translations=translations,
             phase=phase,
             status=status,
+            protocol_version=protocol_version,
             created_at=now,
             updated_at=now,
         )

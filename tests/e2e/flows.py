@@ -9,7 +9,7 @@ from playwright.sync_api import Page, Response
 # Every role's home page, as `/` redirects there after sign-in.
 ROLE_HOMES = {
     "patient": "/portal/",
-    "nurse": "/nurse",
+    "nurse": "/nurse/visits",
     "site_staff": "/site",
     "investigator": "/investigator",
     "supply_manager": "/supply",

@@ -14,7 +14,7 @@ from tests.support.world import World
 
 HOMES = {
     "anna": "/portal/",
-    "nurse": "/nurse",
+    "nurse": "/nurse/visits",
     "coord_berlin": "/site",
     "pi_berlin": "/investigator",
     "supply": "/supply",
