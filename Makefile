@@ -68,6 +68,7 @@ bench: install-test
 	$(BIN)/python bench/ediary.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/booking.py
+	$(BIN)/python bench/hhcrsp.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy.orm import Session
 
 from dct_platform.navigation import add_nav_item, set_home
 from dct_platform.roles import Role
-from logistics.dispatch.planner import Settings
+
+if TYPE_CHECKING:
+    from logistics.dispatch.planner import Settings
 
 SETTINGS: dict[str, float] = {
     # Home visits are made for planned home-nurse visits whose window opens within this.
@@ -50,6 +53,9 @@ def init_app(app: Flask) -> None:
 
 
 def planner_settings(app: Flask) -> Settings:
+    # Imported here: `logistics.routing` stays importable without Flask or SQLAlchemy.
+    from logistics.dispatch.planner import Settings
+
     return Settings(
         speed_kmh=app.config["DISPATCH_SPEED_KMH"],
         road_factor=app.config["DISPATCH_ROAD_FACTOR"],

@@ -76,7 +76,7 @@ class Link:
     second: str
     kind: LinkKind
     min_gap: float = 0.0
-    max_gap: float | None = 0.0
+    max_gap: float | None = None
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ PAIR_TRIES = 4
 #: Visits taken out per ruin step: at least this many, at most this many (or a third).
 RUIN_MIN, RUIN_MAX = 3, 15
 #: Steps without a new best (at least, and per visit) after which a search stops early.
-STALE_MIN, STALE_PER_VISIT = 2000, 200
+STALE_MIN, STALE_PER_VISIT = 2000, 500
 
 FIRST_SOLUTION = routing_enums_pb2.FirstSolutionStrategy
 METAHEURISTIC = routing_enums_pb2.LocalSearchMetaheuristic
