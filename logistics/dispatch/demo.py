@@ -51,6 +51,10 @@ PROCEDURES = [
 
 
 def seed(session: Session, now: datetime, seeded: core_demo.Seeded) -> None:
+    # Every seed lists the coordinator's login, also the one that finds the rest in place.
+    coordinator = seeded.account(
+        "coordinator", COORDINATOR, "Cora Coordinator (CityCare)", "Europe/Berlin"
+    )
     if session.scalar(select(HomeHealthProvider.id).where(HomeHealthProvider.name == PROVIDER)):
         return
     provider = providers.create_provider(
@@ -61,9 +65,6 @@ def seed(session: Session, now: datetime, seeded: core_demo.Seeded) -> None:
             session, None, now, provider, site, valid_from=now.date() - timedelta(days=365),
             reference=f"CC-{site.site_number}", system=SYSTEM,
         )  # fmt: skip
-    coordinator = seeded.account(
-        "coordinator", COORDINATOR, "Cora Coordinator (CityCare)", "Europe/Berlin"
-    )
     providers.add_coordinator(session, None, now, provider, coordinator, system=SYSTEM)
     _nurses(session, now, seeded, provider)
     definition = planning.add_definition(

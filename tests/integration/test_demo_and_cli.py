@@ -12,6 +12,7 @@ from dct_platform.demo import logins_path, seed_and_report
 from dct_platform.extensions import db
 from dct_platform.models import AuditEntry, Patient, Site, User
 from dct_platform.roles import Role
+from logistics.dispatch.policy import COORDINATOR
 from tests.support.database import schema_and_data
 from tests.support.world import World
 
@@ -27,13 +28,15 @@ def _counts(app: Flask) -> dict[str, int]:
 def test_demo_seed_is_complete_idempotent_and_its_logins_work(app: Flask) -> None:
     seed_and_report(app)
     first = _counts(app)
-    assert first == {"User": 43, "Site": 3, "Patient": 30}
+    # 43 of the core's demo, and the home-health provider's coordinator of the dispatch demo.
+    assert first == {"User": 44, "Site": 3, "Patient": 30}
     logins = json.loads(logins_path(app).read_text())
     seed_and_report(app)
     assert _counts(app) == first
     assert json.loads(logins_path(app).read_text()) == logins
 
-    assert {row["role"] for row in logins} == {r.value for r in Role}
+    # The core's roles, and the dispatch package's coordinator.
+    assert {row["role"] for row in logins} == {r.value for r in Role} | {COORDINATOR}
     assert set(logins[0]) == {"role", "username", "password", "site"}
     with app.app_context():
         zones = set(db.session.scalars(select(Site.timezone)))

@@ -185,6 +185,7 @@ def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
             "supply_manager",
             "trial_manager",
             "admin",
+            "logistics.provider_coordinator",
         }
 
         # All roles at once, while the in-process scheduler runs its first jobs: the
@@ -196,9 +197,9 @@ def test_dct_demo_serves_the_seeded_platform_on_sqlite(tmp_path: Path) -> None:
                 json={"username": row["username"], "password": row["password"]},
             ).status_code
 
-        with ThreadPoolExecutor(max_workers=7) as pool:
+        with ThreadPoolExecutor(max_workers=len(first_of_each)) as pool:
             codes = list(pool.map(token, first_of_each.values()))
-        assert codes == [201] * 7
+        assert codes == [201] * len(first_of_each)
     finally:
         output = stop(proc)
     assert "Demo logins" in output and "serving on" in output
