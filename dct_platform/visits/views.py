@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -60,6 +60,7 @@ from dct_platform.visits.models import (
 )
 from dct_platform.visits.slots import Slot
 from dct_platform.web.guards import roles_required
+from dct_platform.web.refusal import Refusal, refused
 
 bp = Blueprint(
     "visit_pages",
@@ -182,45 +183,6 @@ def _safe_next(default: str) -> str:
     if target.startswith("/visits/") and "//" not in target and "\\" not in target:
         return target
     return default
-
-
-@dataclass
-class Refusal:
-    """A refused form, to show again: which form (`form`, e.g. "complete" or "plan-12"),
-    what was sent, the messages per field and those of the form as a whole."""
-
-    form: str = ""
-    values: dict[str, str] = field(default_factory=dict)
-    fields: dict[str, list[str]] = field(default_factory=dict)
-    general: list[str] = field(default_factory=list)
-
-    def errors(self, form: str, name: str) -> list[str]:
-        return self.fields.get(name, []) if form == self.form else []
-
-    def value(self, form: str, name: str, default: str = "") -> str:
-        return self.values.get(name, default) if form == self.form else default
-
-    def has(self, form: str) -> bool:
-        return form == self.form
-
-    def __bool__(self) -> bool:
-        return bool(self.fields or self.general)
-
-
-def _refusal(
-    form: str, exc: DomainError, values: Mapping[str, str], known: Iterable[str]
-) -> Refusal:
-    """The service's refusal where the page shows it: a field's messages at the field, the
-    rest (and any refusal that is not about fields: a conflict, say) on top."""
-    known = set(known)
-    fields: dict[str, list[str]] = {}
-    general: list[str] = []
-    for name, messages in (exc.details.get("fields") or {}).items():
-        target = fields.setdefault(name, []) if name in known else general
-        target.extend(str(m) for m in messages)
-    if not fields or exc.status != 422:
-        general = [str(exc.message), *[g for g in general if g != str(exc.message)]]
-    return Refusal(form, dict(values), fields, general)
 
 
 def _field_errors(form: str, values: Mapping[str, str], problems: Mapping[str, str]) -> Refusal:
@@ -510,7 +472,7 @@ def start(booking_id: int) -> Response | tuple[str, int]:
     try:
         record.start(_session(), current_user, row, utcnow())
     except DomainError as exc:
-        return _visit_page(row, _refusal("start", exc, {}, ()), exc.status)
+        return _visit_page(row, refused("start", exc, {}, ()), exc.status)
     return _done(row, f"{row.planned_visit.name} of {row.patient.subject_number} started.")
 
 
@@ -535,7 +497,7 @@ def complete(booking_id: int) -> Response | tuple[str, int]:
             location_type=values["location_type"],
         )
     except DomainError as exc:
-        refusal = _refusal("complete", exc, values, ("notes", "location_type"))
+        refusal = refused("complete", exc, values, ("notes", "location_type"))
         return _visit_page(row, refusal, exc.status)
     return _done(row, f"{row.planned_visit.name} of {row.patient.subject_number} completed.")
 
@@ -551,7 +513,7 @@ def no_show(booking_id: int) -> Response | tuple[str, int]:
     try:
         record.no_show(_session(), current_user, row, utcnow(), notes=values["notes"])
     except DomainError as exc:
-        return _visit_page(row, _refusal("no-show", exc, values, ("notes",)), exc.status)
+        return _visit_page(row, refused("no-show", exc, values, ("notes",)), exc.status)
     return _done(
         row,
         f"{row.patient.subject_number} did not join {row.planned_visit.name}: recorded as a "
@@ -566,7 +528,7 @@ def retry_room(booking_id: int) -> Response | tuple[str, int]:
     try:
         notifications.retry_room(_session(), row, utcnow(), actor=current_user)
     except DomainError as exc:
-        return _visit_page(row, _refusal("room", exc, {}, ()), exc.status)
+        return _visit_page(row, refused("room", exc, {}, ()), exc.status)
     flash(
         f"The video room of {row.patient.subject_number} is being made again; reload the "
         "page in a moment to see whether it is ready.",
@@ -712,7 +674,7 @@ def plan_request(request_id: int) -> Response | tuple[str, int]:
             staff_role=values["staff_role"] or Role.INVESTIGATOR,
         )
     except DomainError as exc:
-        return _queue_page(_refusal(form, exc, values, PLAN_FIELDS), exc.status)
+        return _queue_page(refused(form, exc, values, PLAN_FIELDS), exc.status)
     flash(
         f"An unscheduled visit of {found.patient.subject_number} is planned from "
         f"{_day_text(visit.window_first)} to {_day_text(visit.window_last)}; it can be booked "
@@ -733,7 +695,7 @@ def close_request(request_id: int) -> Response | tuple[str, int]:
             _session(), current_user, found, utcnow(), reason=values["reason"]
         )
     except DomainError as exc:
-        return _queue_page(_refusal(form, exc, values, ("reason",)), exc.status)
+        return _queue_page(refused(form, exc, values, ("reason",)), exc.status)
     flash(f"The visit request of {found.patient.subject_number} is closed.", "success")
     return redirect(url_for("visit_pages.queue"))
 
@@ -842,7 +804,7 @@ def cancel(booking_id: int) -> Response | tuple[str, int]:
     try:
         booking_service.cancel(_session(), current_user, row, values["reason"], utcnow())
     except DomainError as exc:
-        refusal = _refusal(f"cancel-{row.id}", exc, values, ("reason",))
+        refusal = refused(f"cancel-{row.id}", exc, values, ("reason",))
         return _patient_page(row.patient, refusal, exc.status)
     flash(
         f"{row.planned_visit.name} of {row.patient.subject_number} is cancelled; it can be "
@@ -891,7 +853,7 @@ def local_provider(visit_id: int) -> Response | tuple[str, int]:
         )
     except DomainError as exc:
         known = ("provider_name", "provider_address", "results", "done_at")
-        refusal = _refusal(form, exc, values, known)
+        refusal = refused(form, exc, values, known)
         # The service speaks of the instant; the form has a date and a time.
         if "done_at" in refusal.fields:
             refusal.fields["done_on"] = refusal.fields.pop("done_at")
@@ -1059,7 +1021,7 @@ def book(patient_id: int, visit_id: int) -> Response | tuple[str, int]:
             _session(), current_user, visit, chosen[0], chosen[1], utcnow(), idempotency_key=key
         )
     except DomainError as exc:
-        refusal = _refusal("slot", exc, values, ("slot", "starts_at", "staff_id"))
+        refusal = refused("slot", exc, values, ("slot", "starts_at", "staff_id"))
         refusal.fields = (
             {"slot": [m for v in refusal.fields.values() for m in v]} if refusal.fields else {}
         )
@@ -1102,7 +1064,7 @@ def move(booking_id: int) -> Response | tuple[str, int]:
             _session(), current_user, row, chosen[0], chosen[1], values["reason"], utcnow()
         )
     except DomainError as exc:
-        refusal = _refusal("slot", exc, values, ("slot", "reason", "starts_at", "staff_id"))
+        refusal = refused("slot", exc, values, ("slot", "reason", "starts_at", "staff_id"))
         for other in ("starts_at", "staff_id"):
             if other in refusal.fields:
                 refusal.fields.setdefault("slot", []).extend(refusal.fields.pop(other))
@@ -1238,7 +1200,7 @@ def add_hours() -> Response | tuple[str, int]:
             end_time=values["end_time"],
         )
     except DomainError as exc:
-        return _availability_page(_refusal("hours", exc, values, HOURS_FIELDS), exc.status)
+        return _availability_page(refused("hours", exc, values, HOURS_FIELDS), exc.status)
     return _availability_done(
         f"Added {availability.WEEKDAYS[row.weekday]} {row.start_time}-{row.end_time} "
         f"at site {site.site_number}."
@@ -1310,7 +1272,7 @@ def add_exception() -> Response | tuple[str, int]:
             note=values["note"],
         )
     except DomainError as exc:
-        refusal = _refusal("exception", exc, values, EXCEPTION_FIELDS)
+        refusal = refused("exception", exc, values, EXCEPTION_FIELDS)
         return _availability_page(refusal, exc.status)
     return _availability_done(f"{EXCEPTION_KINDS[kind]} on {_day_text(row.day)} is recorded.")
 
@@ -1346,7 +1308,7 @@ def add_holiday() -> Response | tuple[str, int]:
             session, current_user, utcnow(), site=site, day=day, name=values["name"]
         )
     except DomainError as exc:
-        return _availability_page(_refusal("holiday", exc, values, HOLIDAY_FIELDS), exc.status)
+        return _availability_page(refused("holiday", exc, values, HOLIDAY_FIELDS), exc.status)
     return _availability_done(f"{row.name} on {_day_text(row.day)} is a holiday of the site.")
 
 

@@ -124,6 +124,21 @@ def create_for(
     return first
 
 
+def lock(session: Session, home: HomeVisit) -> None:
+    """Lock every part of the home visit, always in part order (so that two people acting
+    on the two parts of a two-nurse visit queue instead of deadlocking), and re-read it:
+    a change then decides on the visit as committed, not as read a moment before. A double
+    tap or a phone's retry finds the first step done; the last of two nurses to check out
+    sees the other's check-out; a visit pinned to someone else meanwhile is no longer hers."""
+    session.execute(
+        select(HomeVisit.id)
+        .where(HomeVisit.planned_visit_id == home.planned_visit_id)
+        .order_by(HomeVisit.part)
+        .with_for_update()
+    )
+    session.refresh(home)
+
+
 def parts_of(session: Session, home: HomeVisit) -> list[HomeVisit]:
     """Every part of the home visit's planned visit (one, or two for a two-nurse visit)."""
     return list(
@@ -184,6 +199,7 @@ def cancel(
 ) -> HomeVisit:
     """The site or dispatcher cancels a home visit (every part of it); the nurse who held
     it is told."""
+    lock(session, home)
     policy.authorize(actor, DISPATCH, home, now=now)
     why = (reason or "").strip()
     if not why or len(why) > MAX_REASON:
@@ -296,6 +312,7 @@ def pin(
 ) -> HomeVisit:
     """A dispatcher pins the visit to a nurse (or unpins it with None); the next planning
     run gives it to her or says why it cannot."""
+    lock(session, home)
     policy.authorize(actor, DISPATCH, home, now=now)
     if home.status not in PLANNABLE and home.status != HomeVisitStatus.ACCEPTED:
         raise Conflict(f"This home visit is {home.status.value.replace('_', ' ')}.")

@@ -33,6 +33,7 @@ from logistics.dispatch.models import (
     HomeVisitStatus,
 )
 from logistics.dispatch.policy import WORK
+from logistics.routing.travel import is_place
 
 MAX_TEXT = 500
 MAX_NOTES = 4000
@@ -53,7 +54,8 @@ def _state(visit: HomeVisit) -> str:
     return visit.status.value.replace("_", " ")
 
 
-def _mine(actor: User, visit: HomeVisit, now: datetime) -> None:
+def _mine(session: Session, actor: User, visit: HomeVisit, now: datetime) -> None:
+    home_visits.lock(session, visit)
     policy.authorize(actor, WORK, visit, now=now)
 
 
@@ -71,13 +73,13 @@ def _location(lat: float | None, lon: float | None) -> tuple[float | None, float
         return None, None
     if lat is None or lon is None:
         raise ValidationFailed.on_field("latitude", "Give both latitude and longitude, or none.")
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+    if not is_place(lat, lon):
         raise ValidationFailed.on_field("latitude", "Not a place on Earth.")
     return lat, lon
 
 
 def accept(session: Session, actor: User, visit: HomeVisit, now: datetime) -> HomeVisit:
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     if visit.status == HomeVisitStatus.ACCEPTED:
         return visit  # a double tap
     if visit.status != HomeVisitStatus.ASSIGNED:
@@ -94,7 +96,7 @@ def decline(
     session: Session, actor: User, visit: HomeVisit, reason: str | None, now: datetime
 ) -> HomeVisit:
     """Back to the dispatcher, with her reason; the planner will not offer it to her again."""
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     why = _text("reason", reason, MAX_TEXT)
     assert why is not None
     if visit.status not in (HomeVisitStatus.ASSIGNED, HomeVisitStatus.ACCEPTED):
@@ -125,7 +127,7 @@ def check_in(
     latitude: float | None = None,
     longitude: float | None = None,
 ) -> HomeVisit:
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     lat, lon = _location(latitude, longitude)
     if visit.status == HomeVisitStatus.IN_PROGRESS:
         return visit
@@ -159,7 +161,7 @@ def tick(
     now: datetime,
     note: str | None = None,
 ) -> HomeVisitProcedure:
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     _in_progress(visit)
     known = {p["code"] for p in visit.procedures}
     if code not in known:
@@ -195,7 +197,7 @@ def record_findings(
 ) -> HomeVisit:
     """Vitals (checked against plausible ranges), notes, and whether the nurse flags the
     findings abnormal; a vital outside its normal range flags them too."""
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     _in_progress(visit)
     values = dict(visit.vitals or {})
     for name, raw in (vitals or {}).items():
@@ -227,7 +229,7 @@ def record_findings(
 def collect_sample(
     session: Session, actor: User, visit: HomeVisit, barcode: str, kind: str, now: datetime
 ) -> HomeVisitSample:
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     _in_progress(visit)
     code = _text("barcode", barcode, 60)
     what = _text("kind", kind, 60)
@@ -260,7 +262,7 @@ def hand_over(
 ) -> list[HomeVisitSample]:
     """The chain of custody: every sample of the visit not handed over yet goes to the
     courier now."""
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     name = _text("courier", courier, 100)
     ref = _text("courier_reference", reference, 100, required=False)
     pending = [s for s in visit.samples if s.handed_over_at is None]
@@ -284,7 +286,7 @@ def check_out(
     longitude: float | None = None,
 ) -> HomeVisit:
     """The visit is done: its planned visit completes (out of window: a deviation)."""
-    _mine(actor, visit, now)
+    _mine(session, actor, visit, now)
     lat, lon = _location(latitude, longitude)
     if visit.status == HomeVisitStatus.COMPLETED:
         return visit

@@ -450,8 +450,6 @@ def _task(
 
 def solve(inp: DayInput, settings: Settings = DEFAULTS) -> routing.Plan:
     """Runs with no session or transaction: pure computation."""
-    if not inp.problem.tasks:
-        return routing.Plan({k: [] for k in inp.nurses}, {}, 0.0, 0.0, 0.0, 0.0)
     return routing.plan(inp.problem, time_limit_s=settings.time_limit_s)
 
 

@@ -37,12 +37,13 @@ from logistics.dispatch.models import (
     ProviderCoordinator,
 )
 from logistics.dispatch.policy import COORDINATOR
+from logistics.routing.travel import is_place
 
 Hours = tuple[int, str, str]  # weekday (0 Monday), "HH:MM", "HH:MM"
 
 
 def _point(lat: float, lon: float) -> tuple[float, float]:
-    if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90 or abs(lon) > 180:
+    if not is_place(lat, lon):
         raise ValidationFailed.on_field("latitude", "Not a place on Earth.")
     return lat, lon
 

@@ -11,10 +11,11 @@ when nobody qualifies.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, time
+
+from logistics.routing.travel import kilometres
 
 
 @dataclass(frozen=True)
@@ -69,18 +70,6 @@ class VisitFacts:
     declined_by: frozenset[int] = field(default_factory=frozenset)
 
 
-EARTH_RADIUS_KM = 6371.0088
-
-
-def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
-
-
 def region_codes(country: str | None, subdivision: str | None) -> frozenset[str]:
     """The codes a licence or contract may name for a patient's home: the country, and
     the country's subdivision ("US", "US-NY")."""
@@ -106,7 +95,7 @@ def in_territory(nurse: NurseFacts, visit: VisitFacts) -> bool:
     if postal and any(postal.startswith(p.replace(" ", "").upper()) for p in nurse.postal_prefixes):
         return True
     if nurse.radius_km is not None and visit.location is not None:
-        return great_circle_km(nurse.home, visit.location) <= nurse.radius_km
+        return kilometres(nurse.home, visit.location) <= nurse.radius_km
     return False
 
 

@@ -55,6 +55,7 @@ from dct_platform.navigation import add_nav_item, set_home
 from dct_platform.roles import Role
 from dct_platform.timeutil import utcnow
 from dct_platform.web.guards import roles_required
+from dct_platform.web.refusal import Refusal, refused
 from logistics.dispatch import home_visits, nurse_work, queries, runs
 from logistics.dispatch.models import (
     HELD_BY_NURSE,
@@ -66,6 +67,7 @@ from logistics.dispatch.models import (
     PlanRunStatus,
 )
 from logistics.dispatch.policy import COORDINATOR, DISPATCH, DISPATCHERS, SEE_ADDRESS
+from logistics.routing.travel import kilometres
 
 bp = Blueprint(
     "dispatch",
@@ -210,45 +212,6 @@ def _form_values(names: Iterable[str]) -> dict[str, str]:
     return {name: request.form.get(name, "")[:MAX_FIELD] for name in names}
 
 
-@dataclass
-class Refusal:
-    """A refused form, to show again: which form (`form`, e.g. "decline" or "pin-12"),
-    what was sent, the messages per field and those of the form as a whole."""
-
-    form: str = ""
-    values: dict[str, str] = field(default_factory=dict)
-    fields: dict[str, list[str]] = field(default_factory=dict)
-    general: list[str] = field(default_factory=list)
-
-    def errors(self, form: str, name: str) -> list[str]:
-        return self.fields.get(name, []) if form == self.form else []
-
-    def value(self, form: str, name: str, default: str = "") -> str:
-        return self.values.get(name, default) if form == self.form else default
-
-    def has(self, form: str) -> bool:
-        return form == self.form
-
-    def __bool__(self) -> bool:
-        return bool(self.fields or self.general)
-
-
-def _refusal(
-    form: str, exc: DomainError, values: Mapping[str, str], known: Mapping[str, str]
-) -> Refusal:
-    """The service's refusal where the page shows it. `known` maps the service's field
-    names to the form's controls: a field's messages go there, the rest (and a refusal
-    that is not about a field: a conflict) on top of the page."""
-    fields: dict[str, list[str]] = {}
-    general: list[str] = []
-    for name, messages in (exc.details.get("fields") or {}).items():
-        target = fields.setdefault(known[name], []) if name in known else general
-        target.extend(str(m) for m in messages)
-    if not fields or exc.status != 422:
-        general = [str(exc.message), *[g for g in general if g != str(exc.message)]]
-    return Refusal(form, dict(values), fields, general)
-
-
 def _coordinates(values: Mapping[str, str]) -> tuple[float | None, float | None]:
     """The phone's location from the hidden fields (both empty when it gave none)."""
 
@@ -264,14 +227,6 @@ def _coordinates(values: Mapping[str, str]) -> tuple[float | None, float | None]
             ) from None
 
     return number(values.get("latitude", "")), number(values.get("longitude", ""))
-
-
-def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(a))
 
 
 # --- the nurse's day ------------------------------------------------------------------
@@ -325,15 +280,14 @@ def nurse_day() -> tuple[str, int]:
 # --- the nurse's visit ------------------------------------------------------------------
 
 
-def _my_visit(visit_id: int, *, lock: bool = False) -> HomeVisit:
-    """Her visit (404 for anyone else's); locked for a change, so that a double tap is
-    served one after the other."""
+def _my_visit(visit_id: int) -> HomeVisit:
+    """Her visit (404 for anyone else's). The service locks it for a change."""
     session = _session()
     query = select(HomeVisit).where(
         HomeVisit.id == visit_id,
         policy.visible(current_user, HomeVisit, session=session, now=utcnow()),
     )
-    found = session.scalar(query.with_for_update() if lock else query)
+    found = session.scalar(query)
     if found is None:
         abort(404)
     return found
@@ -461,13 +415,13 @@ def _nurse_step(
 ) -> Response | tuple[str, int]:
     """One step of her visit: the service call `step` makes (it returns what to tell her),
     then back to the visit, or the page again with the refusal."""
-    visit = _my_visit(visit_id, lock=True)
+    visit = _my_visit(visit_id)
     values = _form_values(names)
     try:
         message = step(_session(), visit, values)
     except DomainError as exc:
         fields = known if known is not None else {n: n for n in names}
-        return _nurse_visit_page(visit, _refusal(form, exc, values, fields), exc.status)
+        return _nurse_visit_page(visit, refused(form, exc, values, fields), exc.status)
     flash(message, "success")
     return redirect(url_for("dispatch.nurse_visit", visit_id=visit.id, _anchor=anchor))
 
@@ -489,13 +443,13 @@ def nurse_accept(visit_id: int) -> Response | tuple[str, int]:
 @bp.post("/nurse/visits/<int:visit_id>/decline")
 @roles_required(*NURSES)
 def nurse_decline(visit_id: int) -> Response | tuple[str, int]:
-    visit = _my_visit(visit_id, lock=True)
+    visit = _my_visit(visit_id)
     values = _form_values(("reason",))
     title = _title(visit)
     try:
         nurse_work.decline(_session(), current_user, visit, values["reason"], utcnow())
     except DomainError as exc:
-        refusal = _refusal("decline", exc, values, {"reason": "reason"})
+        refusal = refused("decline", exc, values, {"reason": "reason"})
         return _nurse_visit_page(visit, refusal, exc.status)
     # The visit is no longer hers: back to her day.
     flash(f"You declined {title}; it goes back to the dispatcher.", "success")
@@ -765,13 +719,13 @@ def run_progress() -> tuple[str, int]:
     ), 200
 
 
-def _dispatchable(visit_id: int, *, lock: bool = False) -> HomeVisit:
+def _dispatchable(visit_id: int) -> HomeVisit:
     session = _session()
     query = select(HomeVisit).where(
         HomeVisit.id == visit_id,
         policy.visible(current_user, HomeVisit, session=session, now=utcnow()),
     )
-    found = session.scalar(query.with_for_update() if lock else query)
+    found = session.scalar(query)
     if found is None:
         abort(404)
     return found
@@ -789,7 +743,7 @@ def _safe_next(default: str) -> str:
 @roles_required(*DISPATCHERS)
 def pin(visit_id: int) -> Response | tuple[str, int]:
     session = _session()
-    visit = _dispatchable(visit_id, lock=True)
+    visit = _dispatchable(visit_id)
     values = _form_values(("nurse_id", "board_day", "next"))
     form = f"pin-{visit.id}"
     raw = values["nurse_id"].strip()
@@ -803,7 +757,7 @@ def pin(visit_id: int) -> Response | tuple[str, int]:
             nurse = found
         home_visits.pin(session, current_user, visit, nurse, utcnow())
     except DomainError as exc:
-        refusal = _refusal(form, exc, values, {"nurse_id": "nurse_id"})
+        refusal = refused(form, exc, values, {"nurse_id": "nurse_id"})
         if values["next"].startswith("/dispatch/visits/"):
             return _record_page(visit, refusal, exc.status)
         errors: list[str] = []
@@ -842,7 +796,7 @@ def replan() -> Response | tuple[str, int]:
         provider_id = queries.dispatch_scope(session, current_user)
         run = runs.queue(session, current_user, now, first, days, provider_id=provider_id)
     except DomainError as exc:
-        refusal = _refusal("replan", exc, values, {"days": "days", "first_day": "day"})
+        refusal = refused("replan", exc, values, {"days": "days", "first_day": "day"})
         return _board_page(board_day, refusal, exc.status, errors)
     span = _day_text(first) + (f" and the {days - 1} days after" if days > 2 else "")
     if days == 2:
@@ -869,7 +823,7 @@ def _place(
         return None
     distance = ""
     if home is not None:
-        metres = _distance_m(lat, lon, home.latitude, home.longitude)
+        metres = 1000 * kilometres((lat, lon), (home.latitude, home.longitude))
         distance = (
             f"{metres / 1000:.1f} km from the patient's home"
             if metres >= 1000
@@ -975,14 +929,14 @@ def visit_record(visit_id: int) -> tuple[str, int]:
 @roles_required(*DISPATCHERS)
 def cancel(visit_id: int) -> Response | tuple[str, int]:
     session, now = _session(), utcnow()
-    visit = _dispatchable(visit_id, lock=True)
+    visit = _dispatchable(visit_id)
     values = _form_values(("reason",))
     try:
         # `home_visits.cancel` leaves the question of who may to its callers.
         policy.authorize(current_user, DISPATCH, visit, now=now)
         home_visits.cancel(session, current_user, visit, values["reason"], now)
     except DomainError as exc:
-        refusal = _refusal("cancel", exc, values, {"reason": "reason"})
+        refusal = refused("cancel", exc, values, {"reason": "reason"})
         return _record_page(visit, refusal, exc.status)
     flash(f"{_title(visit)} is cancelled; the planned visit can be booked again.", "success")
     return redirect(url_for("dispatch.visit_record", visit_id=visit.id))

@@ -10,6 +10,26 @@ from typing import Protocol, runtime_checkable
 EARTH_RADIUS_KM = 6371.0088
 
 
+def is_place(latitude: float, longitude: float) -> bool:
+    """A latitude and longitude in degrees that name a point on Earth."""
+    return (
+        math.isfinite(latitude)
+        and math.isfinite(longitude)
+        and -90 <= latitude <= 90
+        and -180 <= longitude <= 180
+    )
+
+
+def kilometres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle (haversine) distance between two (latitude, longitude) points in degrees."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
 @runtime_checkable
 class TravelTimes(Protocol):
     """Minutes to travel from one location index to another."""
@@ -50,22 +70,16 @@ class GreatCircle:
         if road_factor < 1:
             raise ValueError("the road factor cannot shorten the straight line")
         for lat, lon in points:
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            if not is_place(lat, lon):
                 raise ValueError(f"not a latitude/longitude pair: {lat}, {lon}")
-        self._points = [(math.radians(lat), math.radians(lon)) for lat, lon in points]
+        self._points = list(points)
         self._minutes_per_km = road_factor * 60.0 / speed_kmh
 
     def __len__(self) -> int:
         return len(self._points)
 
     def kilometres(self, origin: int, destination: int) -> float:
-        lat1, lon1 = self._points[origin]
-        lat2, lon2 = self._points[destination]
-        a = (
-            math.sin((lat2 - lat1) / 2) ** 2
-            + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-        )
-        return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+        return kilometres(self._points[origin], self._points[destination])
 
     def minutes(self, origin: int, destination: int) -> float:
         return self.kilometres(origin, destination) * self._minutes_per_km

@@ -18,29 +18,25 @@ from sqlalchemy import select
 
 from dct_platform.extensions import db
 from dct_platform.timeutil import to_local, utcnow
-from logistics.dispatch import planner, runs
+from logistics.dispatch import runs
 from logistics.dispatch.models import HomeVisit, HomeVisitStatus, PatientHomeLocation
 from tests.e2e.accessibility import failing, run_axe
 from tests.e2e.conftest import PHONE
 from tests.e2e.flows import sign_in
 from tests.support.clock import TestClock
-from tests.support.dispatch import add_nurse, network
+from tests.support.dispatch import FAST, add_nurse, network, plan_days
 from tests.support.live_server import LiveServer
 from tests.support.world import World
 
 BERLIN = "Europe/Berlin"
-FAST = planner.Settings(time_limit_s=1.0)
 OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
 def _plan_today(app: Flask) -> list[HomeVisit]:
     """Plan today; her visits in route order."""
+    plan_days(app)
     with app.app_context():
-        s, now = db.session(), utcnow()
-        inp = planner.read_day(s, to_local(now, BERLIN).date(), now, FAST)
-        s.commit()
-        planner.write_plan(s, inp, planner.solve(inp, FAST), utcnow())
-        s.commit()
+        s = db.session()
         visits = list(s.scalars(select(HomeVisit).order_by(HomeVisit.planned_start, HomeVisit.id)))
         for v in visits:
             _ = (v.patient.subject_number, v.planned_visit.name)

@@ -13,23 +13,18 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from dct_platform.extensions import db
-from dct_platform.services import accounts
 from dct_platform.timeutil import to_local, utcnow
-from logistics.dispatch import planner, providers, runs
-from logistics.dispatch.models import HomeHealthProvider
-from logistics.dispatch.policy import COORDINATOR
+from logistics.dispatch import runs
 from tests.support.clients import token_for
 from tests.support.clock import TestClock
-from tests.support.dispatch import SYSTEM, add_nurse, home_visit_of, network
-from tests.support.world import PASSWORD, World
+from tests.support.dispatch import FAST, add_coordinator, add_nurse, home_visit_of, morning, network
+from tests.support.world import World
 
 API = "/api/v1/home-visits"
 BERLIN = "Europe/Berlin"
-FAST = planner.Settings(time_limit_s=1.0)
 # What a nurse's answers must never carry: anna's given and family names.
 PATIENT_NAMES = ("Anna", "Secretname")
 
@@ -62,12 +57,6 @@ def _nameless(response: TestResponse) -> Any:
     return response.get_json()
 
 
-def _morning(clock: TestClock) -> None:
-    """09:00 in Berlin today: the whole working day is ahead."""
-    nine = to_local(utcnow(), BERLIN).replace(hour=9, minute=0, second=0, microsecond=0)
-    clock.freeze(nine)
-
-
 def _today() -> date:
     return to_local(utcnow(), BERLIN).date()
 
@@ -88,23 +77,6 @@ def _post(client: FlaskClient, headers: Headers, visit_id: int, step: str, **bod
     return client.post(f"{API}/{visit_id}/{step}", json=body, headers=headers)
 
 
-def _coordinator(app: Flask, username: str, provider_name: str | None = None) -> int:
-    """A provider coordinator's account, of Spree Home Care or of a new provider."""
-    with app.app_context():
-        s, now = db.session(), utcnow()
-        user = accounts.create_user(
-            s, None, now, username=username, password=PASSWORD, role=COORDINATOR,
-            display_name=username.title(), timezone=BERLIN, system=SYSTEM,
-        )  # fmt: skip
-        if provider_name is None:
-            provider = s.scalars(select(HomeHealthProvider)).one()
-        else:
-            provider = providers.create_provider(s, None, now, provider_name, system=SYSTEM)
-        providers.add_coordinator(s, None, now, provider, user, system=SYSTEM)
-        s.commit()
-        return provider.id
-
-
 @pytest.fixture
 def site(client: FlaskClient, world: World) -> Headers:
     return token_for(client, "coord_berlin", world.password)
@@ -116,7 +88,7 @@ def site(client: FlaskClient, world: World) -> Headers:
 def test_a_nurse_works_her_visit_from_her_day_to_check_out_and_the_site_sees_it_done(
     app: Flask, client: FlaskClient, world: World, clock: TestClock, site: Headers
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     ada_id = add_nurse(app, net, "ada")
     today = _today()
@@ -227,7 +199,7 @@ def test_a_nurse_works_her_visit_from_her_day_to_check_out_and_the_site_sees_it_
 def test_another_nurse_reaches_nothing_and_the_address_opens_only_near_the_day(
     app: Flask, client: FlaskClient, world: World, clock: TestClock, site: Headers
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
     # A colleague of the same provider, working elsewhere: nothing of ada's is hers.
@@ -264,7 +236,7 @@ def test_another_nurse_reaches_nothing_and_the_address_opens_only_near_the_day(
 def test_the_nurse_steps_refuse_bad_input_and_other_peoples_visits(
     app: Flask, client: FlaskClient, world: World, clock: TestClock, site: Headers
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
     add_nurse(app, net, "bea", postal_prefixes=("99",), home=(50.0, 8.0))
@@ -316,7 +288,7 @@ def test_the_nurse_steps_refuse_bad_input_and_other_peoples_visits(
 def test_a_dispatcher_pins_a_visit_plans_and_a_coordinator_of_another_provider_sees_nothing(
     app: Flask, client: FlaskClient, world: World, clock: TestClock, site: Headers
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     ada_id = add_nurse(app, net, "ada", home=(52.52, 13.405))  # next door to the patient
     bea_id = add_nurse(app, net, "bea", home=(52.40, 13.20))
@@ -370,7 +342,7 @@ def test_a_dispatcher_pins_a_visit_plans_and_a_coordinator_of_another_provider_s
     assert _ok(client.get(f"{API}/attention", headers=site)) == []
 
     # Spree's own coordinator dispatches it, without the patient's address.
-    _coordinator(app, "spree_coord")
+    add_coordinator(app, "spree_coord")
     spree = token_for(client, "spree_coord", world.password)
     assert [v["id"] for v in _ok(client.get(API, headers=spree))] == [visit_id]
     assert _nameless(client.get(f"{API}/{visit_id}", headers=spree))["address"] is None
@@ -378,7 +350,7 @@ def test_a_dispatcher_pins_a_visit_plans_and_a_coordinator_of_another_provider_s
     _error(client.get(f"{API}/plan-runs/{run['id']}", headers=spree), 404)  # not her provider's
 
     # A coordinator of another provider sees none of it.
-    havel_id = _coordinator(app, "havel_coord", "Havel Care")
+    havel_id = add_coordinator(app, "havel_coord", provider_name="Havel Care")
     havel = token_for(client, "havel_coord", world.password)
     assert _ok(client.get(API, headers=havel)) == []
     assert _ok(client.get(f"{API}/attention", headers=havel)) == []

@@ -19,9 +19,8 @@ from werkzeug.test import TestResponse
 from dct_platform.extensions import db
 from dct_platform.services import accounts
 from dct_platform.timeutil import to_local, utcnow
-from logistics.dispatch import home_visits, planner, providers, runs
+from logistics.dispatch import home_visits, runs
 from logistics.dispatch.models import (
-    HomeHealthProvider,
     HomeVisit,
     HomeVisitDecline,
     HomeVisitStatus,
@@ -31,32 +30,23 @@ from logistics.dispatch.models import (
 from logistics.dispatch.policy import COORDINATOR
 from tests.support.clients import csrf_token, login
 from tests.support.clock import TestClock
-from tests.support.dispatch import Network, add_nurse, home_visit_of, network, user
+from tests.support.dispatch import (
+    FAST,
+    add_coordinator,
+    add_nurse,
+    home_visit_of,
+    morning,
+    network,
+    plan_days,
+    user,
+)
 from tests.support.world import World
 
-FAST = planner.Settings(time_limit_s=1.0)
 BERLIN = "Europe/Berlin"
 SECRET = "Secretname"
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _morning(clock: TestClock) -> None:
-    """09:00 in Berlin today: the whole working day is ahead."""
-    local = to_local(utcnow(), BERLIN)
-    clock.freeze(local.replace(hour=9, minute=0, second=0, microsecond=0))
-
-
-def _plan(app: Flask, days: int = 1) -> None:
-    with app.app_context():
-        s, now = db.session(), utcnow()
-        today = to_local(now, BERLIN).date()
-        for n in range(days):
-            inp = planner.read_day(s, today + timedelta(days=n), now, FAST)
-            s.commit()
-            planner.write_plan(s, inp, planner.solve(inp, FAST), utcnow())
-            s.commit()
 
 
 def _visits(app: Flask) -> list[HomeVisit]:
@@ -91,34 +81,20 @@ def _text(response: TestResponse) -> str:
     return response.get_data(as_text=True)
 
 
-def _coordinator(app: Flask, net: Network) -> None:
-    """The provider's coordinator: dispatches its nurses, sees patients pseudonymously."""
-    with app.app_context():
-        s, now = db.session(), utcnow()
-        account = accounts.create_user(
-            s, None, now, username="carla", password="correct horse battery", role=COORDINATOR,
-            display_name="Carla", timezone=BERLIN, system="test",
-        )  # fmt: skip
-        provider = s.get(HomeHealthProvider, net.provider_id)
-        assert provider is not None
-        providers.add_coordinator(s, None, now, provider, account, system="test")
-        s.commit()
-
-
 # --- the nurse ----------------------------------------------------------------------------
 
 
 def test_a_nurse_sees_only_her_visits_and_another_nurse_gets_404(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world, patients=3)
     add_nurse(app, net, "ada", home=(52.51, 13.40))
     add_nurse(app, net, "bea", home=(52.53, 13.41))
     first = _visits(app)
     for n, visit in enumerate(first):
         _pin(app, visit.id, "ada" if n % 2 == 0 else "bea")
-    _plan(app)
+    plan_days(app)
     visits = _visits(app)
     mine = {name: [v for v in visits if v.nurse_id == net.nurses[name]] for name in ("ada", "bea")}
     assert len(mine["ada"]) == 2 and len(mine["bea"]) == 2
@@ -161,10 +137,10 @@ def test_a_nurse_sees_only_her_visits_and_another_nurse_gets_404(
 def test_a_decline_without_a_reason_is_refused_and_changes_nothing(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
     assert visit.status == HomeVisitStatus.ASSIGNED
     page = f"/nurse/visits/{visit.id}"
@@ -193,10 +169,10 @@ def test_a_decline_without_a_reason_is_refused_and_changes_nothing(
 def test_the_address_shows_from_the_day_before_and_never_the_name_before(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
     assert visit.planned_start is not None
     page = f"/nurse/visits/{visit.id}"
@@ -223,10 +199,10 @@ def test_the_address_shows_from_the_day_before_and_never_the_name_before(
 
 
 def test_pin_and_replan_from_the_board(app: Flask, world: World, clock: TestClock) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "novice", skills=("vital_signs",))
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
     assert visit.status == HomeVisitStatus.OPEN and visit.attention
     ada = add_nurse(app, net, "ada")
@@ -289,12 +265,12 @@ def test_pin_and_replan_from_the_board(app: Flask, world: World, clock: TestCloc
 def test_the_coordinator_plans_her_provider_and_never_sees_the_patients_name(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
-    _coordinator(app, net)
+    add_coordinator(app, "carla", provider_id=net.provider_id)
     carla = _signed_in(app, "carla", world.password)
     home = carla.get("/")
     assert home.status_code == 302 and home.headers["Location"].endswith("/dispatch")
@@ -336,10 +312,10 @@ def test_the_coordinator_plans_her_provider_and_never_sees_the_patients_name(
 def test_a_nurse_records_the_visit_through_the_forms_and_the_site_reads_it(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
     assert visit.planned_start is not None
     clock.freeze(visit.planned_start)
@@ -415,10 +391,10 @@ def test_a_nurse_records_the_visit_through_the_forms_and_the_site_reads_it(
 def test_a_dispatcher_cancels_only_with_a_reason(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
     page = f"/dispatch/visits/{visit.id}"
     coord = _signed_in(app, "coord_berlin", world.password)

@@ -18,7 +18,7 @@ from dct_platform.extensions import db
 from dct_platform.models import AuditAction, MailOutbox, RemoteActivity
 from dct_platform.timeutil import to_local, utcnow
 from dct_platform.visits.models import PlannedStatus, PlannedVisit, ProtocolDeviation
-from logistics.dispatch import home_visits, nurse_work, planner, providers, runs
+from logistics.dispatch import home_visits, nurse_work, providers, runs
 from logistics.dispatch.models import (
     HomeVisit,
     HomeVisitProcedure,
@@ -27,39 +27,24 @@ from logistics.dispatch.models import (
 )
 from logistics.dispatch.policy import SEE_ADDRESS
 from tests.support.clock import TestClock
-from tests.support.dispatch import Network, add_nurse, home_visit_of, network, profile, user
+from tests.support.dispatch import (
+    FAST,
+    Network,
+    add_nurse,
+    home_visit_of,
+    morning,
+    network,
+    plan_days,
+    profile,
+    user,
+)
 from tests.support.world import World
-
-FAST = planner.Settings(time_limit_s=1.0)
-
-
-def _plan(app: Flask, days: int = 1) -> list[dict[str, object]]:
-    with app.app_context():
-        s = db.session()
-        now = utcnow()
-        today = to_local(now, "Europe/Berlin").date()
-        out = []
-        for n in range(days):
-            inp = planner.read_day(s, today + timedelta(days=n), now, FAST)
-            s.commit()
-            plan = planner.solve(inp, FAST)
-            out.append(planner.write_plan(s, inp, plan, utcnow()).as_dict())
-            s.commit()
-        return out
-
-
-def _morning(clock: TestClock) -> None:
-    """09:00 in Berlin today: the whole working day is ahead."""
-    now = utcnow()
-    local = to_local(now, "Europe/Berlin")
-    nine = local.replace(hour=9, minute=0, second=0, microsecond=0)
-    clock.freeze(nine)
 
 
 def test_home_visits_come_from_the_schedule_with_what_the_visit_needs(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     visit = home_visit_of(app, net.patients[0])
     assert visit.status == HomeVisitStatus.OPEN
@@ -76,7 +61,7 @@ def test_home_visits_come_from_the_schedule_with_what_the_visit_needs(
 def test_only_a_qualified_nurse_gets_the_visit_and_nobody_qualified_is_explained(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     today = to_local(utcnow(), "Europe/Berlin").date()
     add_nurse(app, net, "novice", skills=("vital_signs",))
@@ -84,13 +69,13 @@ def test_only_a_qualified_nurse_gets_the_visit_and_nobody_qualified_is_explained
     add_nurse(app, net, "untrained", trained_version=None)
     add_nurse(app, net, "faraway", postal_prefixes=("80",), home=(48.14, 11.58))
     add_nurse(app, net, "resting", hours=())
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
     assert visit.status == HomeVisitStatus.OPEN and visit.nurse_id is None
     assert visit.attention is not None and "no qualified nurse" in visit.attention
 
     qualified = add_nurse(app, net, "qualified")
-    _plan(app)
+    plan_days(app)
     visit = home_visit_of(app, net.patients[0])
     assert visit.status == HomeVisitStatus.ASSIGNED and visit.nurse_id == qualified
     assert visit.attention is None and visit.planned_start is not None
@@ -104,11 +89,11 @@ def test_only_a_qualified_nurse_gets_the_visit_and_nobody_qualified_is_explained
 def test_a_decline_returns_the_visit_and_the_replan_keeps_the_accepted_ones(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world, patients=5)
     ada = add_nurse(app, net, "ada", home=(52.51, 13.40))
     bea = add_nurse(app, net, "bea", home=(52.53, 13.41))
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         visits = list(s.scalars(select(HomeVisit).order_by(HomeVisit.id)))
@@ -129,7 +114,7 @@ def test_a_decline_returns_the_visit_and_the_replan_keeps_the_accepted_ones(
         assert declined.status == HomeVisitStatus.OPEN and "Car broke down" in (
             declined.attention or ""
         )
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         after = {v.id: v for v in s.scalars(select(HomeVisit))}
@@ -144,10 +129,10 @@ def test_a_decline_returns_the_visit_and_the_replan_keeps_the_accepted_ones(
 def test_a_nurse_sees_only_her_visits_and_the_address_only_near_the_day(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world, patients=1)
     add_nurse(app, net, "ada", home=(52.51, 13.40))
-    _plan(app)
+    plan_days(app)
     # A colleague of the same provider, working elsewhere: nothing of ada's is hers.
     other = add_nurse(app, net, "other", postal_prefixes=("99",), home=(50.0, 8.0))
     with app.app_context():
@@ -176,10 +161,10 @@ def test_a_nurse_sees_only_her_visits_and_the_address_only_near_the_day(
 def test_check_in_procedures_and_check_out_are_audited_and_complete_the_visit(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         ada = user("ada")
@@ -226,10 +211,10 @@ def test_check_in_procedures_and_check_out_are_audited_and_complete_the_visit(
 def test_a_visit_done_outside_its_protocol_window_is_flagged(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         ada = user("ada")
@@ -253,7 +238,7 @@ def test_a_visit_done_outside_its_protocol_window_is_flagged(
 def test_a_queued_run_plans_outside_the_request_and_reports_progress(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world, patients=2)
     add_nurse(app, net, "ada")
     with app.app_context():
@@ -281,10 +266,10 @@ def test_a_queued_run_plans_outside_the_request_and_reports_progress(
 def test_a_sick_call_moves_her_visits_to_a_colleague(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world, patients=3)
     ada = add_nurse(app, net, "ada", home=(52.51, 13.40))
-    _plan(app)
+    plan_days(app)
     bea = add_nurse(app, net, "bea", home=(52.53, 13.41))
     with app.app_context():
         s = db.session()
@@ -307,7 +292,7 @@ def test_a_sick_call_moves_her_visits_to_a_colleague(
 def test_mails_tell_the_nurse_of_her_assignment_and_the_site_of_a_decline_once(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world)
     add_nurse(app, net, "ada")
     with app.app_context():
@@ -315,7 +300,7 @@ def test_mails_tell_the_nurse_of_her_assignment_and_the_site_of_a_decline_once(
         with audit.acting(s, None, utcnow(), what="Coordinator's mail", system="test"):
             user("coord_berlin").email = "coord_berlin@example.org"
         s.commit()
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         events.deliver_due(s, utcnow(), "test")
@@ -350,7 +335,7 @@ def _with_companion(app: Flask, net: Network, companion: dict[str, object]) -> N
 def test_a_two_nurse_visit_gets_two_nurses_at_once_and_completes_with_both(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     schedule_only = network(app, world, home_visits_now=False)
     _with_companion(app, schedule_only, {"kind": "simultaneous", "duration": 30, "skills": ["ecg"]})
     with app.app_context():
@@ -359,7 +344,7 @@ def test_a_two_nurse_visit_gets_two_nurses_at_once_and_completes_with_both(
         s.commit()
     ada = add_nurse(app, schedule_only, "ada", skills=("phlebotomy", "ecg"))
     bea = add_nurse(app, schedule_only, "bea", skills=("ecg",), home=(52.53, 13.41))
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         first, second = s.scalars(select(HomeVisit).order_by(HomeVisit.part)).all()
@@ -381,7 +366,7 @@ def test_a_two_nurse_visit_gets_two_nurses_at_once_and_completes_with_both(
 def test_a_sequential_part_starts_within_its_gap_or_neither_is_planned(
     app: Flask, world: World, clock: TestClock
 ) -> None:
-    _morning(clock)
+    morning(clock)
     net = network(app, world, home_visits_now=False)
     _with_companion(
         app,
@@ -394,7 +379,7 @@ def test_a_sequential_part_starts_within_its_gap_or_neither_is_planned(
         home_visits.create_due(s, utcnow(), timedelta(days=14))
         s.commit()
     add_nurse(app, net, "ada")
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         first, second = s.scalars(select(HomeVisit).order_by(HomeVisit.part)).all()
@@ -405,7 +390,7 @@ def test_a_sequential_part_starts_within_its_gap_or_neither_is_planned(
         with audit.acting(s, None, utcnow(), what="Harder second part", system="test"):
             second.skills = ["imp_administration"]
         s.commit()
-    _plan(app)
+    plan_days(app)
     with app.app_context():
         s = db.session()
         first, second = s.scalars(select(HomeVisit).order_by(HomeVisit.part)).all()

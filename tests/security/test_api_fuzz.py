@@ -19,30 +19,17 @@ function fixtures, and that lazy loader fails on pytest 9 (`Function` has no `_n
 
 from __future__ import annotations
 
-import os
-from collections import Counter
 from typing import Any
 
 import pytest
-import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
-from schemathesis.engine import events, from_schema
 
 from dct_platform import errors, policy
 from dct_platform.errors import DomainError
 from tests.support.clients import token_for
+from tests.support.fuzz import fuzz_run, fuzz_schema
 from tests.support.world import World
-
-CHECKS = [
-    "not_a_server_error",
-    "status_code_conformance",
-    "response_schema_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-]
-SEED = 20260310
-EXAMPLES_PER_OPERATION = 10
 
 # Revoking the caller's own token would turn the rest of the run into 401s.
 NEVER = [("DELETE", "/api/v1/auth/token")]
@@ -76,46 +63,6 @@ CALLERS = [
 ]
 
 
-def _schema(app: Flask, headers: dict[str, str], skipped: list[tuple[str, str]]) -> Any:
-    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
-    schema.config.update(headers=headers, workers=1)
-    schema.config.seed = SEED
-    # Its cache would replay observations of earlier runs (and write .schemathesis/).
-    schema.config.cache.enabled = False
-    schema.config.generation.update(
-        max_examples=EXAMPLES_PER_OPERATION,
-        deterministic=True,  # the same requests on every run and every machine
-        database="none",  # and none replayed from an earlier run's example database
-    )
-    checks = os.environ.get("DCT_FUZZ_CHECKS", ",".join(CHECKS))
-    schema.config.checks.update(included_check_names=checks.split(","))
-    for method, path in skipped:
-        schema = schema.exclude(method=method, path=path)
-    return schema
-
-
-def _run(schema: Any) -> tuple[list[str], Counter[str]]:
-    """Run every phase; return each failure with a request that reproduces it, and how
-    many responses of each status the run saw."""
-    failures: list[str] = []
-    statuses: Counter[str] = Counter()
-    for event in from_schema(schema).execute():
-        if isinstance(event, events.ScenarioFinished):
-            for interaction in event.recorder.interactions.values():
-                if interaction.response is not None:
-                    statuses[str(interaction.response.status_code)] += 1
-            for checks in event.recorder.checks.values():
-                failures.extend(
-                    f"{info.failure.operation or event.label}: {info.failure.title}\n"
-                    f"{info.code_sample}"
-                    for info in (check.failure_info for check in checks)
-                    if info is not None
-                )
-        elif isinstance(event, events.NonFatalError | events.FatalError):
-            failures.append(f"schemathesis error: {event}")
-    return sorted(set(failures)), statuses
-
-
 @pytest.mark.timeout(300)
 def test_generated_requests_get_the_documented_answers(
     app: Flask, client: FlaskClient, world: World, capsys: pytest.CaptureFixture[str]
@@ -123,7 +70,7 @@ def test_generated_requests_get_the_documented_answers(
     found: list[str] = []
     for username, skipped in CALLERS:
         headers = token_for(client, username, world.password)
-        failures, statuses = _run(_schema(app, headers, skipped))
+        failures, statuses = fuzz_run(fuzz_schema(app, headers, skipped))
         found += [f"as {username}: {failure}" for failure in failures]
         with capsys.disabled():
             print(f"\nfuzzed as {username}: responses by status {dict(sorted(statuses.items()))}")
@@ -170,9 +117,9 @@ def test_the_fuzzer_reports_what_the_document_does_not_allow(
 ) -> None:
     """The run above is only worth something if each of its checks fails it."""
     headers = token_for(client, "admin", world.password)
-    schema = _schema(app, headers, NEVER).include(method="GET", path="/api/v1/sites/{site_id}")
+    schema = fuzz_schema(app, headers, NEVER).include(method="GET", path="/api/v1/sites/{site_id}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(target, name, replacement)
-        failures, _ = _run(schema)
+        failures, _ = fuzz_run(schema)
     assert any(f"GET /api/v1/sites/{{site_id}}: {title}" in f for f in failures), failures
     assert all(f.startswith("GET /api/v1/sites/{site_id}: ") for f in failures), failures

@@ -20,13 +20,18 @@ from dct_platform.extensions import db
 from dct_platform.models import PatientIdentity, Site, Trial, User
 from dct_platform.roles import Role
 from dct_platform.services import accounts
-from dct_platform.timeutil import utcnow
-from logistics.dispatch import home_visits, providers
-from logistics.dispatch.models import HomeVisit, NurseProfile
+from dct_platform.timeutil import to_local, utcnow
+from logistics.dispatch import home_visits, planner, providers
+from logistics.dispatch.models import HomeHealthProvider, HomeVisit, NurseProfile
+from logistics.dispatch.policy import COORDINATOR
+from tests.support.clock import TestClock
 from tests.support.visits import more_patients, week4_schedule
 from tests.support.world import PASSWORD, World
 
 SYSTEM = "test-dispatch"
+BERLIN = "Europe/Berlin"
+# The planner's default search time adds up over many tests; a second finds these small days.
+FAST = planner.Settings(time_limit_s=1.0)
 MITTE = (52.52, 13.405)
 PROCEDURES = [
     {"code": "vitals", "label": "Vital signs"},
@@ -63,7 +68,7 @@ def add_nurse(
             display_name=name.title(), timezone="Europe/Berlin", email=f"{name}@example.org",
             system=SYSTEM,
         )  # fmt: skip
-        provider = s.get(providers.HomeHealthProvider, net.provider_id)
+        provider = s.get(HomeHealthProvider, net.provider_id)
         assert provider is not None
         profile = providers.set_nurse_profile(
             s, None, now, user, provider, home=home, skills=skills,
@@ -150,3 +155,57 @@ def profile(user_id: int) -> NurseProfile:
     found = db.session.get(NurseProfile, user_id)
     assert found is not None
     return found
+
+
+def morning(clock: TestClock) -> None:
+    """09:00 in Berlin today: the whole working day is ahead."""
+    local = to_local(utcnow(), BERLIN)
+    clock.freeze(local.replace(hour=9, minute=0, second=0, microsecond=0))
+
+
+def plan_days(app: Flask, days: int = 1) -> list[dict[str, object]]:
+    """Plan today and the `days - 1` days after it in Berlin, as the scheduler's run would,
+    without queueing a run; each day's outcome."""
+    with app.app_context():
+        s, now = db.session(), utcnow()
+        today = to_local(now, BERLIN).date()
+        outcomes = []
+        for n in range(days):
+            inp = planner.read_day(s, today + timedelta(days=n), now, FAST)
+            s.commit()  # no transaction stays open while the solver searches, as in a run
+            plan = planner.solve(inp, FAST)
+            outcomes.append(planner.write_plan(s, inp, plan, utcnow()).as_dict())
+            s.commit()
+        return outcomes
+
+
+def add_coordinator(
+    app: Flask,
+    username: str,
+    *,
+    provider_id: int | None = None,
+    provider_name: str | None = None,
+    password: str = PASSWORD,
+) -> int:
+    """A provider coordinator's account (dispatches the provider's nurses, sees patients
+    pseudonymously) of the provider `provider_id`, of a new provider named `provider_name`,
+    or of the only provider there is; returns the provider's id."""
+    if provider_id is not None and provider_name is not None:
+        raise ValueError("name an existing provider or a new one, not both")
+    with app.app_context():
+        s, now = db.session(), utcnow()
+        account = accounts.create_user(
+            s, None, now, username=username, password=password, role=COORDINATOR,
+            display_name=username.title(), timezone=BERLIN, system=SYSTEM,
+        )  # fmt: skip
+        if provider_name is not None:
+            provider = providers.create_provider(s, None, now, provider_name, system=SYSTEM)
+        elif provider_id is not None:
+            found = s.get(HomeHealthProvider, provider_id)
+            assert found is not None
+            provider = found
+        else:
+            provider = s.scalars(select(HomeHealthProvider)).one()
+        providers.add_coordinator(s, None, now, provider, account, system=SYSTEM)
+        s.commit()
+        return provider.id

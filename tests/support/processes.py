@@ -77,7 +77,14 @@ class Output:
 
     def stop(self) -> str:
         """SIGTERM, as a service manager stops it; everything it wrote."""
-        self.proc.send_signal(signal.SIGTERM)
+        return self._end(signal.SIGTERM)
+
+    def kill(self) -> str:
+        """SIGKILL, as a crash or the kernel's out-of-memory killer ends it, mid-write."""
+        return self._end(signal.SIGKILL)
+
+    def _end(self, how: signal.Signals) -> str:
+        self.proc.send_signal(how)
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
