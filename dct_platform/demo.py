@@ -435,11 +435,13 @@ def seed_and_report(app: Flask) -> list[Login]:
             raise
     write_private_json(path, [login.__dict__ for login in logins])
     click.echo(f"Demo logins (also in {path}):")
-    for login in logins:
-        if login.role != Role.PATIENT.value or login.username.endswith("001"):
-            click.echo(
-                f"  {login.role:15} {login.username:24} {login.password:16} {login.site or ''}"
-            )
+    shown = [x for x in logins if x.role != Role.PATIENT.value or x.username.endswith("001")]
+    # Packages add roles with long names ("logistics.provider_coordinator"): fit the widest.
+    width = max(len(x.role) for x in shown)
+    for login in shown:
+        click.echo(
+            f"  {login.role:{width}} {login.username:24} {login.password:16} {login.site or ''}"
+        )
     click.echo(
         f"  ... and {sum(1 for x in logins if x.role == 'patient') - 3} more patients in the file"
     )

@@ -21,12 +21,12 @@ Who does what:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from dct_platform import policy
@@ -62,7 +62,6 @@ blp = Blueprint(
 _WITH = (joinedload(HomeVisit.patient), joinedload(HomeVisit.planned_visit))
 # A run may be asked for a day just begun somewhere west of the caller, not for one over;
 # and not so far ahead that the days it adds leave the calendar.
-PLAN_AHEAD = timedelta(days=366)
 
 NOT_FOUND_VISIT = "No such home visit for the caller"
 NOT_THE_NURSE = "Only the nurse the visit is assigned to does this (`forbidden`)"
@@ -251,27 +250,6 @@ def _run_out(run: PlanRun) -> dict[str, Any]:
     }
 
 
-def _listed(session: Session, actor: User, now: datetime, args: dict[str, Any]) -> Select[Any]:
-    """The filters of `queries.visible`, as a statement the list can count and page."""
-    query = select(HomeVisit).where(policy.visible(actor, HomeVisit, session=session, now=now))
-    if "first_day" in args:
-        query = query.where(HomeVisit.window_last >= args["first_day"])
-    if "last_day" in args:
-        query = query.where(HomeVisit.window_first <= args["last_day"])
-    if args.get("status"):
-        query = query.where(HomeVisit.status.in_(args["status"]))
-    if "site_id" in args:
-        query = query.where(HomeVisit.site_id == args["site_id"])
-    return query
-
-
-def _plannable(first_day: date, now: datetime) -> None:
-    if first_day < now.date() - timedelta(days=1):
-        raise ValidationFailed.on_field("first_day", "That day is over; plan today or later.")
-    if first_day > now.date() + PLAN_AHEAD:
-        raise ValidationFailed.on_field("first_day", "Plan at most a year ahead.")
-
-
 # --- the dispatcher's lists ----------------------------------------------------------------
 
 
@@ -286,15 +264,17 @@ class HomeVisits(MethodView):
         staff their sites', coordinators those of the sites their provider serves, a
         nurse her own, a trial manager their trials'. Never an address."""
         actor, session, now = api_actor(), _session(), utcnow()
-        query = _listed(session, actor, now, args)
+        query = queries.visible_query(
+            session, actor, now, first_day=args.get("first_day"), last_day=args.get("last_day"),
+            statuses=args.get("status"), site_id=args.get("site_id"),
+        )  # fmt: skip
         pagination_parameters.item_count = (
             session.scalar(select(func.count()).select_from(query.subquery())) or 0
         )
         page, size = pagination_parameters.page, pagination_parameters.page_size
-        order = (HomeVisit.planned_start.is_(None), HomeVisit.planned_start, HomeVisit.window_last)
         found = session.scalars(
             query.options(*_WITH)
-            .order_by(*order, HomeVisit.id)
+            .order_by(*queries.LIST_ORDER)
             .offset((page - 1) * size)
             .limit(size)
         )
@@ -350,7 +330,6 @@ class PlanRuns(MethodView):
         same run waits returns that run."""
         actor, session, now = api_actor(), _session(), utcnow()
         provider_id = queries.dispatch_scope(session, actor)
-        _plannable(body["first_day"], now)
         run = runs.queue(session, actor, now, body["first_day"], body["days"], provider_id)
         return _run_out(run)
 

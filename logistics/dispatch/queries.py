@@ -5,10 +5,11 @@ address when the rules let the reader see it. Reads only; the policy decides the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 
 from dct_platform import policy
@@ -63,6 +64,39 @@ class Address:
         return None
 
 
+#: Planned visits first in time order, then the rest by the end of their window.
+LIST_ORDER = (
+    HomeVisit.planned_start.is_(None),
+    HomeVisit.planned_start,
+    HomeVisit.window_last,
+    HomeVisit.id,
+)
+
+
+def visible_query(
+    session: Session,
+    actor: User,
+    now: datetime,
+    *,
+    first_day: date | None = None,
+    last_day: date | None = None,
+    statuses: Iterable[HomeVisitStatus] | None = None,
+    site_id: int | None = None,
+) -> Select[HomeVisit]:
+    """The home visits `actor` may see whose window overlaps the days given, as a
+    statement a caller can count, order and page."""
+    query = select(HomeVisit).where(policy.visible(actor, HomeVisit, session=session, now=now))
+    if first_day is not None:
+        query = query.where(HomeVisit.window_last >= first_day)
+    if last_day is not None:
+        query = query.where(HomeVisit.window_first <= last_day)
+    if statuses:
+        query = query.where(HomeVisit.status.in_(list(statuses)))
+    if site_id is not None:
+        query = query.where(HomeVisit.site_id == site_id)
+    return query
+
+
 def visible(
     session: Session,
     actor: User,
@@ -74,22 +108,12 @@ def visible(
     site_id: int | None = None,
     limit: int = 500,
 ) -> list[HomeVisit]:
-    """The home visits `actor` may see whose window overlaps the days given."""
-    query = (
-        select(HomeVisit)
-        .where(policy.visible(actor, HomeVisit, session=session, now=now))
-        .options(*_WITH)
-    )
-    if first_day is not None:
-        query = query.where(HomeVisit.window_last >= first_day)
-    if last_day is not None:
-        query = query.where(HomeVisit.window_first <= last_day)
-    if statuses:
-        query = query.where(HomeVisit.status.in_(statuses))
-    if site_id is not None:
-        query = query.where(HomeVisit.site_id == site_id)
-    order = (HomeVisit.planned_start.is_(None), HomeVisit.planned_start, HomeVisit.window_last)
-    return list(session.scalars(query.order_by(*order, HomeVisit.id).limit(limit)).unique())
+    """The first `limit` of `visible_query`, in `LIST_ORDER`, loaded for the pages."""
+    query = visible_query(
+        session, actor, now, first_day=first_day, last_day=last_day, statuses=statuses,
+        site_id=site_id,
+    )  # fmt: skip
+    return list(session.scalars(query.options(*_WITH).order_by(*LIST_ORDER).limit(limit)).unique())
 
 
 def nurse_day(session: Session, nurse: User, day: date) -> list[HomeVisit]:
