@@ -13,6 +13,7 @@ from dct_platform.models.patients import (
     PatientStatusChange,
     PatientTimezonePeriod,
 )
+from dct_platform.models.signatures import ElectronicSignature
 from dct_platform.models.trials import (
     Site,
     SiteInvestigatorPeriod,
@@ -37,6 +38,7 @@ __all__ = [
     "AuditEntry",
     "DeliveryStatus",
     "DomainEvent",
+    "ElectronicSignature",
     "EventDelivery",
     "JobRun",
     "LoginThrottle",

@@ -504,7 +504,7 @@ class AccountDisabled(Forbidden):
         )
 
 
-def authenticate(
+def check_password(
     session: Session,
     username: str,
     password: str,
@@ -512,8 +512,10 @@ def authenticate(
     remote_addr: str,
     now: datetime,
     policy: ThrottlePolicy,
+    refusal: str = "The username or password is not correct.",
 ) -> User:
-    """Check a username and password, throttling guesses (see `ThrottlePolicy`).
+    """The password of `username`, checked under the sign-in throttle: the sign-in page and
+    the signing prompt (`dct_platform.signatures`) give a guesser the same few tries.
 
     The attempt is counted before the password is checked and given back when it is right.
     Callers commit even when this raises, so that a wrong password still counts.
@@ -527,7 +529,7 @@ def authenticate(
         per_username = counters[-1]
         if user is not None and _failures(session, per_username) >= per_username.limit:
             _warn_owner(session, user, now, window_start)
-        raise Unauthorized("The username or password is not correct.")
+        raise Unauthorized(refusal)
     assert user is not None  # a hash was verified
     if not user.is_enabled:
         # Said only to whoever knows the password; the attempt still counts.
@@ -539,6 +541,22 @@ def authenticate(
     session.execute(delete(t).where(t.c.kind == pair.kind, t.c.key == pair.key))
     for counter in others:
         _give_back(session, counter)
+    return user
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    remote_addr: str,
+    now: datetime,
+    policy: ThrottlePolicy,
+) -> User:
+    """Sign in: `check_password`, then the sign-in's bookkeeping."""
+    user = check_password(
+        session, username, password, remote_addr=remote_addr, now=now, policy=policy
+    )
     # The time of the last sign-in is bookkeeping, not regulated data: a Core update of
     # that column alone, which the audited-table guard lets through (migration 0009).
     session.execute(

@@ -693,12 +693,12 @@ def test_the_visits_api_is_in_the_openapi_document(client: FlaskClient) -> None:
 def test_generated_requests_to_the_visits_api_get_documented_answers(
     app: Flask, client: FlaskClient, world: World, schedule: Schedule, username: str
 ) -> None:
-    """The security fuzz run (tests/security/test_api_fuzz.py) over the visits endpoints
+    """The security fuzz run (tests/support/fuzz.py) over the visits endpoints
     only, with a visit planned so that the handlers get past their lookups."""
-    from tests.security.test_api_fuzz import _run, _schema
+    from tests.support.fuzz import fuzz_run, fuzz_schema
 
     headers = token_for(client, username, world.password)
-    schema = _schema(app, headers, []).include(path_regex=f"^{API}/")
-    failures, statuses = _run(schema)
+    schema = fuzz_schema(app, headers, []).include(path_regex=f"^{API}/")
+    failures, statuses = fuzz_run(schema)
     assert not failures, "\n\n".join(failures)
     assert sum(n for status, n in statuses.items() if status.startswith("2")) > 0, statuses
