@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     from dct_platform.api import register_api_blueprint
     from logistics.dispatch import api, models, notifications, policy  # noqa: F401
     from logistics.dispatch import views as dispatch_views
+    from logistics.shipments import policy as shipment_policy  # noqa: F401 (and models)
     from logistics.supply import policy as supply_policy  # noqa: F401 (registers models too)
     from logistics.views import bp
 
