@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
+# pytest-xdist processes for `make test`: the tests wait on databases, browsers and
+# served processes as much as on the CPU, so two cores keep two busy.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint format install install-test chromium bench translations clean lock
 
@@ -46,7 +49,7 @@ test: install-test chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: install-test
 	$(BIN)/ruff check .
