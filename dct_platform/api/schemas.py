@@ -40,6 +40,10 @@ def doc(description: str, example: Any = None, **more: Any) -> dict[str, Any]:
 
 
 TIMEZONE_DOC = "IANA time zone of a place (e.g. Europe/Berlin), or UTC"
+# Written at enrolment or by the randomisation, never answered: the trial may be blinded,
+# and whoever could read a patient's arm beside the kits shipped to them would read the
+# kits' arms too.
+ARM_DOC = "The treatment arm, as the trial names it. Write-only: never answered (blinding)"
 REASON_DOC = "Why, for the audit trail"
 
 
@@ -341,9 +345,6 @@ class PatientSchema(Schema):
     timezone = fields.String(metadata=doc("The patient's time zone (IANA)", "Europe/Berlin"))
     preferred_language = fields.String(metadata=doc("Language of the portal", "de"))
     baseline_date = fields.Date(allow_none=True, metadata=doc("Day 1 of the patient's schedule"))
-    arm = fields.String(
-        allow_none=True, metadata=doc("The treatment arm, as the trial names it", "A")
-    )
     consent_date = fields.Date(
         allow_none=True, metadata=doc("The day the informed consent was signed", "2026-01-05")
     )
@@ -443,7 +444,7 @@ class PatientCreateSchema(Schema):
     baseline_date = fields.Date(load_default=None, allow_none=True)
     arm = fields.String(
         load_default=None, allow_none=True, validate=validate.Length(max=40),
-        metadata=doc("The treatment arm, as the trial names it", "A"),
+        metadata=doc(ARM_DOC, "A"),
     )  # fmt: skip
     consent_date = fields.Date(
         required=True,
@@ -512,7 +513,9 @@ class PatientUpdateSchema(Schema):
     timezone = fields.String()
     preferred_language = fields.String()
     baseline_date = fields.Date(allow_none=True)
-    arm = fields.String(allow_none=True, validate=validate.Length(max=40))
+    arm = fields.String(
+        allow_none=True, validate=validate.Length(max=40), metadata=doc(ARM_DOC, "A")
+    )
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 
     @pre_load

@@ -33,6 +33,9 @@ class Patient(Audited, Versioned, Timestamped, Base):
     __tablename__ = "patients"
     __table_args__ = (UniqueConstraint("trial_id", "subject_number"),)
     __audit_noun__ = "Patient"
+    # Blinding: the trail shows that the arm was set, by whom and when, never which (as for
+    # kits).
+    __audit_redact__ = frozenset({"arm"})
 
     @classmethod
     def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:
