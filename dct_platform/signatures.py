@@ -215,6 +215,10 @@ def _check_request(meaning: str, reason: str | None) -> str | None:
 
 
 def _check_signer(signer: User) -> None:
+    # Before the password is checked, so that a disabled account spends no attempt on the
+    # throttle; `accounts.check_password` checks it again after the password because a
+    # sign-in must not tell a disabled account from a wrong password, and a signature
+    # would (the signer is already known here, through their session).
     if not signer.is_enabled:
         raise AccountDisabled()
     if signer.must_change_password:

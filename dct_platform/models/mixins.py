@@ -53,6 +53,15 @@ class Audited:
         return {}
 
 
+def ids_among(session: Any, record_ids: set[str], query: Any) -> set[str]:
+    """`personal_records` from a query: `query(ids)` selects which of the integer ids hold
+    personal data (e.g. the records of patients' accounts)."""
+    ids = [int(i) for i in record_ids if i.isdigit()]
+    if not ids:
+        return set()
+    return {str(i) for i in session.scalars(query(ids))}
+
+
 def names_by_id(session: Any, statement: Any) -> dict[int, str]:
     """`audit_names` from a SELECT of (id, name) rows."""
     return {row[0]: str(row[1]) for row in session.execute(statement)}

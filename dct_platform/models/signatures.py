@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, event, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dct_platform.extensions import Base
-from dct_platform.models.mixins import Audited
+from dct_platform.models.mixins import Audited, ids_among
 from dct_platform.models.users import User
 from dct_platform.roles import MAX_NAME_LENGTH, Role
 from dct_platform.timeutil import UTCDateTime
@@ -38,17 +38,15 @@ class ElectronicSignature(Audited, Base):
 
     @classmethod
     def personal_records(cls, session: Any, record_ids: set[str]) -> set[str]:
-        ids = [int(i) for i in record_ids if i.isdigit()]
-        if not ids:
-            return set()
-        return {
-            str(i)
-            for i in session.scalars(
+        return ids_among(
+            session,
+            record_ids,
+            lambda ids: (
                 select(cls.id)
                 .join(User, User.id == cls.signer_id)
                 .where(cls.id.in_(ids), User.role == Role.PATIENT)
-            )
-        }
+            ),
+        )
 
     @classmethod
     def audit_names(cls, session: Any, ids: list[int]) -> dict[int, str]:

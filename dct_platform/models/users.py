@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, String, Table, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, validates
 
 from dct_platform.extensions import Base
-from dct_platform.models.mixins import Audited, Timestamped, Versioned, names_by_id
+from dct_platform.models.mixins import Audited, Timestamped, Versioned, ids_among, names_by_id
 from dct_platform.models.trials import Site, Trial
 from dct_platform.roles import MAX_NAME_LENGTH, Role, is_role, role_label
 from dct_platform.timeutil import UTCDateTime
@@ -37,15 +37,11 @@ class User(UserMixin, Audited, Versioned, Timestamped, Base):
 
     @classmethod
     def personal_records(cls, session: Any, record_ids: set[str]) -> set[str]:
-        ids = [int(i) for i in record_ids if i.isdigit()]
-        if not ids:
-            return set()
-        return {
-            str(i)
-            for i in session.scalars(
-                select(cls.id).where(cls.id.in_(ids), cls.role == Role.PATIENT)
-            )
-        }
+        return ids_among(
+            session,
+            record_ids,
+            lambda ids: select(cls.id).where(cls.id.in_(ids), cls.role == Role.PATIENT),
+        )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)

@@ -24,7 +24,7 @@ from dct_platform.models import User
 from dct_platform.services import ownership
 from dct_platform.visits import planning
 from dct_platform.visits.models import Modality, PlannedStatus
-from logistics.dispatch import home_visits
+from logistics.dispatch import home_visits, providers
 from logistics.dispatch.models import (
     HomeVisit,
     HomeVisitDecline,
@@ -33,7 +33,6 @@ from logistics.dispatch.models import (
     HomeVisitStatus,
 )
 from logistics.dispatch.policy import WORK
-from logistics.routing.travel import is_place
 
 MAX_TEXT = 500
 MAX_NOTES = 4000
@@ -73,9 +72,7 @@ def _location(lat: float | None, lon: float | None) -> tuple[float | None, float
         return None, None
     if lat is None or lon is None:
         raise ValidationFailed.on_field("latitude", "Give both latitude and longitude, or none.")
-    if not is_place(lat, lon):
-        raise ValidationFailed.on_field("latitude", "Not a place on Earth.")
-    return lat, lon
+    return providers.point(lat, lon)
 
 
 def accept(session: Session, actor: User, visit: HomeVisit, now: datetime) -> HomeVisit:

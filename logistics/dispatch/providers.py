@@ -42,7 +42,9 @@ from logistics.routing.travel import is_place
 Hours = tuple[int, str, str]  # weekday (0 Monday), "HH:MM", "HH:MM"
 
 
-def _point(lat: float, lon: float) -> tuple[float, float]:
+def point(lat: float, lon: float) -> tuple[float, float]:
+    """A latitude and longitude someone entered, refused (422 on `latitude`) unless it is a
+    place on Earth."""
     if not is_place(lat, lon):
         raise ValidationFailed.on_field("latitude", "Not a place on Earth.")
     return lat, lon
@@ -123,7 +125,7 @@ def set_nurse_profile(
         raise ValidationFailed.on_field("radius_km", "A positive distance.")
     if not postal_prefixes and radius_km is None:
         raise ValidationFailed.on_field("postal_prefixes", "Give postal areas or a radius.")
-    lat, lon = _point(*home)
+    lat, lon = point(*home)
     profile = session.get(NurseProfile, nurse.id) or NurseProfile(user_id=nurse.id, created_at=now)
     what = f"Nurse profile of {nurse.display_name}"
     with audit.acting(session, actor, now, what=what, system=system):
@@ -282,7 +284,7 @@ def set_home_location(
     session: Session, actor: User | None, now: datetime, patient_id: int, latitude: float,
     longitude: float, access_notes: str | None = None, *, system: str | None = None,
 ) -> PatientHomeLocation:  # fmt: skip
-    lat, lon = _point(latitude, longitude)
+    lat, lon = point(latitude, longitude)
     row = session.get(PatientHomeLocation, patient_id) or PatientHomeLocation(
         patient_id=patient_id, created_at=now
     )
