@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    ColumnElement,
     Table,
     select,
 )
@@ -25,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dct_platform import events
 from dct_platform.bulk import BulkInsert
 from dct_platform.errors import Conflict
 from dct_platform.models import Patient, RemoteActivity
@@ -35,6 +38,22 @@ from devices.omh import is_omh, validate_omh
 from devices.readings import Rejection, ValidReading, validate_batch
 
 CHUNK = 1000
+
+SHIPMENT_READINGS_STORED = events.declare(
+    "devices.shipment-readings-stored",
+    "New readings were stored from a logger travelling with shipments. Payload: unit_id, "
+    "batch_id, shipment_ids.",
+)
+
+# The patient and site that the readings of a logger travelling with a shipment are filed
+# under (the shipment's). The shipments capability registers it: devices must not import it.
+ShipmentHolders = Callable[[Session, Sequence[int]], dict[int, tuple[int, int]]]
+_shipment_holders: list[ShipmentHolders] = []
+
+
+def register_shipment_holders(resolve: ShipmentHolders) -> None:
+    """Accept readings of units held by shipments, filed as `resolve` says (one resolver)."""
+    _shipment_holders[:] = [resolve]
 
 
 @dataclass(frozen=True)
@@ -59,33 +78,39 @@ class UnitStatus:
         return round((self.device_time - received_at).total_seconds(), 3)
 
 
-def _holding_periods(
-    session: Session, unit: DeviceUnit
-) -> list[tuple[datetime, datetime | None, int]]:
+# A holding period: from, to, and the holder: a patient id, or a shipment id (negative, so
+# that one int names either; shipments held only when a resolver is registered).
+Period = tuple[datetime, datetime | None, int]
+
+
+def _holding_periods(session: Session, unit: DeviceUnit) -> list[Period]:
+    held_by: ColumnElement[bool] = DeviceAssignment.patient_id.is_not(None)
+    if _shipment_holders:
+        held_by = held_by | DeviceAssignment.shipment_id.is_not(None)
     return [
-        (start, end, patient_id)
-        for start, end, patient_id in session.execute(
+        (start, end, patient_id if patient_id is not None else -(shipment_id or 0))
+        for start, end, patient_id, shipment_id in session.execute(
             select(
-                DeviceAssignment.valid_from, DeviceAssignment.valid_to, DeviceAssignment.patient_id
+                DeviceAssignment.valid_from,
+                DeviceAssignment.valid_to,
+                DeviceAssignment.patient_id,
+                DeviceAssignment.shipment_id,
             )
-            .where(DeviceAssignment.unit_id == unit.id, DeviceAssignment.patient_id.is_not(None))
+            .where(DeviceAssignment.unit_id == unit.id, held_by)
             .order_by(DeviceAssignment.valid_from)
         )
-        if patient_id is not None
     ]
 
 
-def _holder(
-    periods: list[tuple[datetime, datetime | None, int]], starts: list[datetime], r: ValidReading
-) -> int | None:
+def _holder(periods: list[Period], starts: list[datetime], r: ValidReading) -> int | None:
     i = bisect_right(starts, r.effective_start) - 1
     if i < 0:
         return None
-    _start, end, patient_id = periods[i]
+    _start, end, holder = periods[i]
     last = r.effective_end or r.effective_start
     if end is not None and (r.effective_start >= end or last > end):
         return None
-    return patient_id
+    return holder
 
 
 def _insert(session: Session) -> Any:
@@ -127,9 +152,10 @@ def ingest(
     periods = _holding_periods(session, unit)
     starts = [p[0] for p in periods]
     placed: list[tuple[ValidReading, int]] = []
+    carried: list[tuple[ValidReading, int]] = []  # by a shipment: (reading, shipment id)
     for reading in valid:
-        patient_id = _holder(periods, starts, reading)
-        if patient_id is None:
+        holder = _holder(periods, starts, reading)
+        if holder is None:
             rejected.append(
                 Rejection(
                     reading.index,
@@ -137,9 +163,20 @@ def ingest(
                     f"device {unit.serial_number} was assigned to a patient",
                 )
             )
+        elif holder < 0:
+            carried.append((reading, -holder))
         else:
-            placed.append((reading, patient_id))
+            placed.append((reading, holder))
     sites = responsibilities_at(session, [(pid, r.effective_start) for r, pid in placed])
+    # A shipment's logger is filed under the shipment's patient and site as ordered: the
+    # kits' journey is that site's responsibility, whatever the patient's site later.
+    shipment_ids = sorted({sid for _r, sid in carried})
+    holders = _shipment_holders[0](session, shipment_ids) if carried else {}
+    patient_days = {(pid, r.effective_start) for r, pid in placed}
+    for reading, shipment_id in carried:
+        patient_id, site_id = holders[shipment_id]
+        placed.append((reading, patient_id))
+        sites[(patient_id, reading.effective_start)] = site_id
     for reading, patient_id in placed:
         if (patient_id, reading.effective_start) not in sites:
             rejected.append(
@@ -174,7 +211,18 @@ def ingest(
     ]
     stored = _store(session, rows)
     if stored:
-        _record_patient_days(session, unit, rows, received_at)
+        # A logger's data is the shipment's, not a day the patient wore a device.
+        worn = [row for row in rows if (row["patient_id"], row["effective_start"]) in patient_days]
+        if worn:
+            _record_patient_days(session, unit, worn, received_at)
+        if carried:
+            events.emit(
+                session,
+                SHIPMENT_READINGS_STORED,
+                received_at,
+                {"unit_id": unit.id, "batch_id": batch.id, "shipment_ids": shipment_ids},
+                subject=unit.serial_number,
+            )
     rejected.sort(key=lambda rejection: rejection.index)
     answer: dict[str, Any] = {
         "batch_id": batch.id,

@@ -160,6 +160,36 @@ def issue_to_patient(
     return assignment
 
 
+def issue_to_shipment(
+    session: Session,
+    actor: User | None,
+    now: datetime,
+    unit: DeviceUnit,
+    shipment_id: int,
+    reason: str | None = None,
+    *,
+    system: str | None = None,
+) -> DeviceAssignment:
+    """Put logger `unit` with shipment `shipment_id` from `now`. The shipments capability
+    has checked that the actor may; here only the unit's side: a free, active logger."""
+    if unit.retired_at is not None:
+        raise Conflict(f"Device {unit.serial_number} is retired.")
+    if unit.model.kind is not DeviceKind.LOGGER:
+        raise Conflict(f"Device {unit.serial_number} is a {unit.model.kind.value}, not a logger.")
+    lock_for_update(session, unit)
+    held = current_assignment(session, unit)
+    if held is not None:
+        holder = "this shipment" if held.shipment_id == shipment_id else "another holder"
+        raise Conflict(f"Device {unit.serial_number} is with {holder}; take it back first.")
+    what = f"Put logger {unit.serial_number} with shipment #{shipment_id}"
+    with audit.acting(session, actor, now, reason, system=system, what=what):
+        assignment = DeviceAssignment(
+            unit_id=unit.id, shipment_id=shipment_id, valid_from=now, reason=reason
+        )
+        session.add(assignment)
+    return assignment
+
+
 def take_back(
     session: Session,
     actor: User | None,

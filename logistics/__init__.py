@@ -48,9 +48,27 @@ def init_app(app: Flask) -> None:
     from logistics.dispatch import demo
 
     demo.init_app(app)
+    _init_courier(app)
     set_home(app, Role.NURSE, "dispatch.nurse_day")
-    set_home(app, Role.SUPPLY_MANAGER, "logistics.supply_home")
     add_nav_item(app, [Role.SUPPLY_MANAGER], "Sites", "logistics.supply_home", order=10)
+    from logistics.shipments import supply_views
+
+    # The shipments board is the supply manager's home (the sites overview stays in the nav).
+    supply_views.init_app(app)
+    from logistics.shipments import disposition_views, excursions
+
+    disposition_views.init_app(app)
+    excursions.init_app(app)  # the link to device ingestion, when devices is loaded
+    from logistics.shipments import api as shipments_api
+    from logistics.shipments import site_views as shipment_site_views
+
+    register_api_blueprint(app, shipments_api.blp)
+    shipment_site_views.init_app(app)
+    from logistics.shipments import patient_views as shipment_patient_views
+
+    # The patient's deliveries, in the portal's look; here because logistics may not
+    # import patient_portal.
+    shipment_patient_views.init_app(app)
     _init_jobs(app)
 
 
@@ -83,3 +101,24 @@ def _init_jobs(app: Flask) -> None:
 
     register_job(app, "logistics.home-visits", housekeeping, every=timedelta(hours=1))
     register_job(app, "logistics.dispatch-runs", plan_runs, every=timedelta(seconds=15))
+
+    def resupply(session: Session, now: datetime) -> str:
+        from logistics.shipments import resupply
+
+        return f"requested {resupply.request_due(session, now)} scheduled resupplies"
+
+    register_job(app, "logistics.resupply", resupply, every=timedelta(hours=1))
+
+
+def _init_courier(app: Flask) -> None:
+    from dct_platform.api import register_api_blueprint
+    from logistics.courier import booking, client, polling, webhook  # noqa: F401 (receiver)
+
+    client.init_settings(app)
+    register_api_blueprint(app, webhook.blp, public=("Webhook",))
+    app.extensions["dct_openapi"].spec.components.security_scheme(
+        "courierSignature",
+        {"type": "apiKey", "in": "header", "name": webhook.SIGNATURE_HEADER,
+         "description": "sha256=<hex HMAC-SHA256 of '<X-Courier-Timestamp>.<raw body>'>"},
+    )  # fmt: skip
+    polling.init_app(app)

@@ -12,7 +12,7 @@ ROLE_HOMES = {
     "nurse": "/nurse/visits",
     "site_staff": "/site",
     "investigator": "/investigator",
-    "supply_manager": "/supply",
+    "supply_manager": "/supply/shipments",
     "trial_manager": "/trial",
     "admin": "/admin",
 }

@@ -17,7 +17,7 @@ HOMES = {
     "nurse": "/nurse/visits",
     "coord_berlin": "/site",
     "pi_berlin": "/investigator",
-    "supply": "/supply",
+    "supply": "/supply/shipments",
     "manager": "/trial",
     "admin": "/admin",
 }
