@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit
 from dct_platform.locking import lock_for_update
-from logistics.shipments import states
+from logistics.shipments import orders, states
 from logistics.shipments.models import (
     CourierMessage,
     MessageOutcome,
@@ -153,6 +153,8 @@ def apply_update(
             if new is ShipmentStatus.DELIVERED:
                 shipment.delivered_at = occurred_at
             _move_kits(session, shipment, new, now)
+            # Site oversight reads the shipment's progress on the patient's timeline.
+            orders.record_activity(session, shipment, now)
         return record(MessageOutcome.APPLIED)
     log.warning(
         "courier %s update %s for shipment %s refused (%s): %s",

@@ -26,7 +26,7 @@ patient and site and subscribes to its event when the devices package is install
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -38,6 +38,7 @@ from dct_platform import audit, events, policy
 from dct_platform.errors import Conflict, ValidationFailed
 from dct_platform.locking import lock_for_update
 from dct_platform.models import Patient, User
+from dct_platform.timeutil import to_local
 from devices import ingestion, registry
 from devices.models import DeviceAssignment, DeviceReading
 from logistics.shipments.models import (
@@ -312,8 +313,10 @@ def _order_replacement(
 ) -> Shipment:
     from logistics.shipments import orders  # written alongside; imported when needed
 
-    # `next_resupply` stays the same: the replacement must last as long as the kits it
-    # replaces were to.
+    # The replacement must last as long as the kits it replaces were to; a decision taken
+    # after that day still orders one, lasting at least until tomorrow (the next scheduled
+    # resupply is then already due and follows on its own).
+    tomorrow = to_local(now, shipment.patient.timezone).date() + timedelta(days=1)
     replacement: Shipment = orders.request_shipment(
         session,
         actor,
@@ -321,7 +324,7 @@ def _order_replacement(
         patient=shipment.patient,
         product=shipment.product,
         kit_count=shipment.kit_count,
-        next_resupply=shipment.next_resupply_date,
+        next_resupply=max(shipment.next_resupply_date, tomorrow),
         note=f"Replaces shipment #{shipment.id} after a temperature excursion: {reason}"[:500],
         reason=OrderReason.REPLACEMENT,
         replaces=shipment,

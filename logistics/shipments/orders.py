@@ -92,7 +92,11 @@ def record_activity(session: Session, shipment: Shipment, now: datetime) -> None
         record_table=Shipment.__tablename__,
         record_id=shipment.id,
         status=shipment.status.value,
-        summary=f"{shipment.kit_count} kits of {shipment.product.code} shipped home",
+        summary=(
+            f"{shipment.kit_count} kits of {shipment.product.code} shipped home"
+            if shipment.kind is ShipmentKind.DELIVERY
+            else f"{shipment.kit_count} kits of {shipment.product.code} returned"
+        ),
         originator=(
             activities.Originator.STAFF
             if shipment.requested_by_id

@@ -25,6 +25,7 @@ from dct_platform import audit, events, policy
 from dct_platform.errors import Conflict, Forbidden, ValidationFailed
 from dct_platform.models import Patient, User
 from dct_platform.roles import Role
+from logistics.shipments import orders
 from logistics.shipments.events import READY_FOR_COURIER
 from logistics.shipments.models import (
     KitCondition,
@@ -130,6 +131,8 @@ def request_return(
             detail="Return requested",
         )
     )  # fmt: skip
+    session.refresh(shipment, ["patient", "product"])
+    orders.record_activity(session, shipment, now)
     events.emit(session, READY_FOR_COURIER, now, {"shipment_id": shipment.id})
     return shipment
 

@@ -4,7 +4,7 @@ delivery; and a problem the patient reports is kept for the site and supply mana
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -28,8 +28,9 @@ from tests.support.clock import TestClock
 from tests.support.supply import Supply, build_supply, kits_by_number, receive, user_named
 from tests.support.world import World
 
-NOW = datetime.fromisoformat("2026-03-10T09:30:00+00:00")
-EXPIRY = date(2027, 1, 31)
+# A day after the world is made (it is made at the real time): its patients are enrolled.
+NOW = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9, minute=30, second=0, microsecond=0)
+EXPIRY = NOW.date() + timedelta(days=300)
 
 
 @pytest.fixture
@@ -227,8 +228,8 @@ def test_a_reported_problem_is_kept_with_earlier_ones_and_audited(
     shipment = session.get(Shipment, sid)
     assert shipment is not None and shipment.problem_report is not None
     assert shipment.problem_report.splitlines() == [
-        "2026-03-10 09:30 UTC: The cool pack was warm.",
-        "2026-03-10 10:30 UTC: One box is dented.",
+        f"{NOW:%Y-%m-%d} 09:30 UTC: The cool pack was warm.",
+        f"{NOW:%Y-%m-%d} 10:30 UTC: One box is dented.",
     ]
     with pytest.raises(ValidationFailed):
         receipt.report_problem(session, anna, NOW, shipment, text="   ")
