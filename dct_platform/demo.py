@@ -334,6 +334,12 @@ class Seeded:
         assert self._seeder is not None
         return self._seeder.user(username, role, name, zone)
 
+    def password_of(self, username: str) -> str:
+        """The password of a listed demo login, for a seeder that acts as that person where
+        the platform asks for the password again (an investigator's signature)."""
+        assert self._seeder is not None
+        return next(x.password for x in self._seeder.logins if x.username == username)
+
     def write_after_commit(self, name: str, data: Any, message: str | None = None) -> Path:
         """Write `data` as JSON to `name` in the instance folder, readable by its owner only,
         once the whole seed has committed (and `message` after the logins); nothing if it

@@ -37,38 +37,39 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(name, float(os.environ.get(name, default)))
     from dct_platform.api import register_api_blueprint
     from logistics.dispatch import api, models, notifications, policy  # noqa: F401
+    from logistics.dispatch import demo as dispatch_demo
     from logistics.dispatch import views as dispatch_views
+    from logistics.shipments import api as shipments_api
+    from logistics.shipments import demo as shipments_demo
+    from logistics.shipments import (
+        disposition_views,
+        excursions,
+        patient_views,
+        site_views,
+        supply_views,
+    )
     from logistics.shipments import policy as shipment_policy  # noqa: F401 (and models)
     from logistics.supply import policy as supply_policy  # noqa: F401 (registers models too)
     from logistics.views import bp
 
     app.register_blueprint(bp)
+    # Home-nurse dispatch.
     register_api_blueprint(app, api.blp)
     dispatch_views.init_app(app)
-    from logistics.dispatch import demo
-
-    demo.init_app(app)
-    _init_courier(app)
+    dispatch_demo.init_app(app)
     set_home(app, Role.NURSE, "dispatch.nurse_day")
+    # Shipments: the supply manager's board is their home (the sites overview stays in the
+    # nav); the patient's deliveries are here, in the portal's look, because logistics may
+    # not import patient_portal.
     add_nav_item(app, [Role.SUPPLY_MANAGER], "Sites", "logistics.supply_home", order=10)
-    from logistics.shipments import supply_views
-
-    # The shipments board is the supply manager's home (the sites overview stays in the nav).
     supply_views.init_app(app)
-    from logistics.shipments import disposition_views, excursions
-
     disposition_views.init_app(app)
-    excursions.init_app(app)  # the link to device ingestion, when devices is loaded
-    from logistics.shipments import api as shipments_api
-    from logistics.shipments import site_views as shipment_site_views
-
     register_api_blueprint(app, shipments_api.blp)
-    shipment_site_views.init_app(app)
-    from logistics.shipments import patient_views as shipment_patient_views
-
-    # The patient's deliveries, in the portal's look; here because logistics may not
-    # import patient_portal.
-    shipment_patient_views.init_app(app)
+    site_views.init_app(app)
+    patient_views.init_app(app)
+    excursions.init_app(app)  # the link to device ingestion, when devices is loaded
+    _init_courier(app)
+    shipments_demo.init_app(app)
     _init_jobs(app)
 
 

@@ -82,11 +82,13 @@ def _require_supply_manager(actor: User | None, shipment: Shipment, now: datetim
 
 
 def attach_logger(
-    session: Session, actor: User | None, now: datetime, shipment: Shipment, unit: Any
-) -> Any:
+    session: Session, actor: User | None, now: datetime, shipment: Shipment, unit: Any,
+    *, system: str | None = None,
+) -> Any:  # fmt: skip
     """Put logger `unit` (a `devices` unit) with a delivery before pickup; returns the
     unit's assignment. The supply manager of the shipment's trial does it."""
-    _require_supply_manager(actor, shipment, now)
+    if system is None:
+        _require_supply_manager(actor, shipment, now)
     if shipment.kind is not ShipmentKind.DELIVERY:
         raise Conflict(f"Shipment #{shipment.id} is a return; loggers travel with deliveries.")
     if shipment.status not in BEFORE_PICKUP:
@@ -96,8 +98,9 @@ def attach_logger(
     if logger_of(session, shipment) is not None:
         raise Conflict(f"Shipment #{shipment.id} has a logger already.")
     return registry.issue_to_shipment(
-        session, actor, now, unit, shipment.id, f"Travels with shipment #{shipment.id}"
-    )
+        session, actor, now, unit, shipment.id, f"Travels with shipment #{shipment.id}",
+        system=system,
+    )  # fmt: skip
 
 
 def logger_of(session: Session, shipment: Shipment) -> DeviceAssignment | None:
