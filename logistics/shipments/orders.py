@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit, events, policy, signatures
 from dct_platform.errors import Conflict, Forbidden, ValidationFailed
+from dct_platform.locking import lock_for_update
 from dct_platform.models import ElectronicSignature, Patient, PatientIdentity, PatientStatus, User
 from dct_platform.services import activities
 from dct_platform.services.ownership import responsibility_at
@@ -296,13 +297,6 @@ def request_shipment(
     return shipment
 
 
-def _lock(session: Session, shipment: Shipment) -> None:
-    """Two releases (or a release and a cancel) of one order at once: the second waits
-    here until the first commits, then reads the status it left."""
-    session.execute(select(Shipment.id).where(Shipment.id == shipment.id).with_for_update())
-    session.refresh(shipment, attribute_names=["status", "version"])
-
-
 def _check_state(shipment: Shipment, doing: str) -> None:
     if shipment.kind is not ShipmentKind.DELIVERY:
         raise Conflict(f"Shipment #{shipment.id} is a return: it is not {doing}.")
@@ -332,7 +326,9 @@ def release(
     attempt counts: nothing else is changed before it), TooManyAttempts (429), ...
     """
     policy.authorize(actor, RELEASE, shipment, now=now)
-    _lock(session, shipment)
+    # Two releases (or a release and a cancel) at once: the second waits here, then reads
+    # the status the first left.
+    lock_for_update(session, shipment)
     _check_state(shipment, "released")
     if not password:
         raise ValidationFailed.on_field("password", "Enter your password to sign the release.")
@@ -379,7 +375,7 @@ def cancel(
     Conflict (409) once released, ValidationFailed (422) without a reason."""
     if not policy.can(actor, REQUEST, shipment.patient, session=session, now=now):
         raise Forbidden("Only the patient's site can cancel this shipment.")
-    _lock(session, shipment)
+    lock_for_update(session, shipment)
     _check_state(shipment, "cancelled")
     reason = (reason or "").strip()
     if not reason:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit, policy
 from dct_platform.errors import Conflict, ValidationFailed
+from dct_platform.locking import lock_for_update
 from dct_platform.models import User
 from logistics.shipments.models import KitCondition, Shipment, ShipmentKind
 from logistics.shipments.policy import RECEIVE
@@ -61,6 +62,8 @@ def confirm_receipt(
     but the shipment's patient, `Conflict` before delivery, after a confirmation or when a
     kit is in quarantine, `ValidationFailed` for a kit not in the delivery."""
     policy.authorize(actor, RECEIVE, shipment, now=now)
+    # A second tap (or a second person) waits here and finds the first one's answer.
+    lock_for_update(session, shipment)
     if shipment.kind is not ShipmentKind.DELIVERY:
         raise Conflict(_l("Only a delivery to your home can be confirmed."))
     if shipment.received_at is not None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit, events, policy
 from dct_platform.errors import Conflict, Forbidden, ValidationFailed
+from dct_platform.locking import lock_for_update
 from dct_platform.models import Patient, User
 from dct_platform.roles import Role
 from logistics.shipments import orders
@@ -149,6 +150,8 @@ def reconcile_return(
     """The depot's count of a return that arrived: each of its kits came back unused
     (`RECEIVED`), `USED`, `DAMAGED`, or is `MISSING`. Every kit must be named."""
     policy.authorize(actor, RECONCILE, shipment, now=now)
+    # A second tap (or a second person) waits here and finds the first one's answer.
+    lock_for_update(session, shipment)
     if shipment.kind is not ShipmentKind.RETURN:
         raise Conflict("Only a return is reconciled; a delivery is confirmed by the patient.")
     if shipment.received_at is not None:

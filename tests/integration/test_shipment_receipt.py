@@ -4,6 +4,7 @@ delivery; and a problem the patient reports is kept for the site and supply mana
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from dct_platform import audit, policy
 from dct_platform.errors import Conflict, Forbidden, ValidationFailed
+from dct_platform.extensions import db
 from dct_platform.models import AuditAction, Patient
 from logistics.shipments import receipt
 from logistics.shipments.models import (
@@ -25,6 +27,7 @@ from logistics.shipments.models import (
 from logistics.shipments.states import ShipmentStatus
 from logistics.supply.models import Kit, KitStatus
 from tests.support.clock import TestClock
+from tests.support.concurrency import all_at_once
 from tests.support.supply import Supply, build_supply, kits_by_number, receive, user_named
 from tests.support.world import World
 
@@ -258,3 +261,40 @@ def test_kit_rows_are_not_touched_by_a_refused_confirmation_of_an_unknown_condit
         )  # fmt: skip
     session.rollback()
     assert statuses(session, ["K-001"]) == [KitStatus.DELIVERED]
+
+
+def test_twenty_taps_on_confirm_record_the_receipt_once(
+    app: Flask, world: World, supply: Supply, session: Session
+) -> None:
+    """A phone on a slow line sends the confirmation again and again: one receipt, one
+    trail entry, and every other tap told it is already confirmed (no stale-record
+    error, nothing half-done)."""
+    sid = make_delivery(session, world, supply, "anna", ["K-001", "K-002"])
+    session.remove()  # type: ignore[attr-defined]
+
+    def tap() -> str:
+        with app.app_context():
+            s = db.session()
+            shipment = s.get(Shipment, sid)
+            assert shipment is not None
+            try:
+                receipt.confirm_receipt(s, user_named(s, "anna"), NOW, shipment)
+                s.commit()
+                return "confirmed"
+            except Conflict as refused:
+                s.rollback()
+                return "already" if "already confirmed" in str(refused) else str(refused)
+            finally:
+                db.session.remove()
+
+    answers = Counter(all_at_once([tap] * 20))
+    assert answers == {"confirmed": 1, "already": 19}
+    with app.app_context():
+        s = db.session()
+        assert statuses(s, ["K-001", "K-002"]) == [KitStatus.DISPENSED] * 2
+        receipts = s.scalars(
+            select(AuditAction.summary).where(
+                AuditAction.summary.like(f"%receipt of shipment #{sid}%")
+            )
+        ).all()
+        assert len(receipts) == 1
