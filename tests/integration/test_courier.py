@@ -162,6 +162,20 @@ def test_a_shipment_without_a_valid_release_signature_is_never_booked(
     assert shipment.booking_failures == 1 and "signature" in (shipment.booking_error or "")
 
 
+def test_with_no_courier_configured_the_release_waits_and_says_why(
+    app: Flask, world: World, now: datetime
+) -> None:
+    supply = stock(app, world, now)
+    shipment_id = released_shipment(app, world, supply, now)
+
+    assert deliver(app, now).retrying == 1
+
+    shipment = shipment_row(app, shipment_id)
+    assert shipment.status is ShipmentStatus.CREATED and shipment.tracking_number is None
+    assert shipment.booking_failures == 1
+    assert shipment.booking_error == "COURIER_URL is not configured"
+
+
 def test_a_full_delivery_moves_the_kits(
     app: Flask, world: World, sim: CourierSimulator, now: datetime
 ) -> None:
