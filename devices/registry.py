@@ -128,6 +128,37 @@ def current_assignment(session: Session, unit: DeviceUnit) -> DeviceAssignment |
     )
 
 
+# What a unit of each kind is, in the refusal when another kind is handed over as one.
+_KIND_WORDS = {DeviceKind.WEARABLE: "worn", DeviceKind.LOGGER: "a logger"}
+
+
+def _hold(
+    session: Session, actor: User | None, now: datetime, unit: DeviceUnit,
+    holder: DeviceAssignment, *, kind: DeviceKind, this_holder: str, what: str,
+    reason: str | None, system: str | None,
+) -> DeviceAssignment:  # fmt: skip
+    """Start `holder`'s period with `unit`: an active unit of `kind` that nobody holds.
+    Concurrent hand-overs of one unit queue on its row."""
+    if unit.retired_at is not None:
+        raise Conflict(f"Device {unit.serial_number} is retired.")
+    if unit.model.kind is not kind:
+        raise Conflict(
+            f"Device {unit.serial_number} is a {unit.model.kind.value}, not {_KIND_WORDS[kind]}."
+        )
+    lock_for_update(session, unit)
+    held = current_assignment(session, unit)
+    if held is not None:
+        same = (held.patient_id, held.shipment_id) == (holder.patient_id, holder.shipment_id)
+        raise Conflict(
+            f"Device {unit.serial_number} is with {this_holder if same else 'someone else'};"
+            " take it back first."
+        )
+    with audit.acting(session, actor, now, reason, system=system, what=what):
+        holder.unit_id, holder.valid_from, holder.reason = unit.id, now, reason
+        session.add(holder)
+    return holder
+
+
 def issue_to_patient(
     session: Session,
     actor: User | None,
@@ -138,26 +169,14 @@ def issue_to_patient(
     *,
     system: str | None = None,
 ) -> DeviceAssignment:
-    """Hand `unit` to `patient` from `now`. The unit must be free; the patient's site
-    staff issue it. Concurrent issues of one unit queue on its row."""
+    """Hand wearable `unit` to `patient` from `now`; the patient's site staff issue it."""
     if system is None:
         policy.authorize(actor, Action.EDIT, patient, now=now)
-    if unit.retired_at is not None:
-        raise Conflict(f"Device {unit.serial_number} is retired.")
-    if unit.model.kind is not DeviceKind.WEARABLE:
-        raise Conflict(f"Device {unit.serial_number} is a {unit.model.kind.value}, not worn.")
-    lock_for_update(session, unit)
-    held = current_assignment(session, unit)
-    if held is not None:
-        holder = "this patient" if held.patient_id == patient.id else "someone else"
-        raise Conflict(f"Device {unit.serial_number} is with {holder}; take it back first.")
-    what = f"Issue device {unit.serial_number} to patient {patient.subject_number}"
-    with audit.acting(session, actor, now, reason, system=system, what=what):
-        assignment = DeviceAssignment(
-            unit_id=unit.id, patient_id=patient.id, valid_from=now, reason=reason
-        )
-        session.add(assignment)
-    return assignment
+    return _hold(
+        session, actor, now, unit, DeviceAssignment(patient_id=patient.id),
+        kind=DeviceKind.WEARABLE, this_holder="this patient", reason=reason, system=system,
+        what=f"Issue device {unit.serial_number} to patient {patient.subject_number}",
+    )  # fmt: skip
 
 
 def issue_to_shipment(
@@ -171,23 +190,12 @@ def issue_to_shipment(
     system: str | None = None,
 ) -> DeviceAssignment:
     """Put logger `unit` with shipment `shipment_id` from `now`. The shipments capability
-    has checked that the actor may; here only the unit's side: a free, active logger."""
-    if unit.retired_at is not None:
-        raise Conflict(f"Device {unit.serial_number} is retired.")
-    if unit.model.kind is not DeviceKind.LOGGER:
-        raise Conflict(f"Device {unit.serial_number} is a {unit.model.kind.value}, not a logger.")
-    lock_for_update(session, unit)
-    held = current_assignment(session, unit)
-    if held is not None:
-        holder = "this shipment" if held.shipment_id == shipment_id else "another holder"
-        raise Conflict(f"Device {unit.serial_number} is with {holder}; take it back first.")
-    what = f"Put logger {unit.serial_number} with shipment #{shipment_id}"
-    with audit.acting(session, actor, now, reason, system=system, what=what):
-        assignment = DeviceAssignment(
-            unit_id=unit.id, shipment_id=shipment_id, valid_from=now, reason=reason
-        )
-        session.add(assignment)
-    return assignment
+    has checked that the actor may."""
+    return _hold(
+        session, actor, now, unit, DeviceAssignment(shipment_id=shipment_id),
+        kind=DeviceKind.LOGGER, this_holder="this shipment", reason=reason, system=system,
+        what=f"Put logger {unit.serial_number} with shipment #{shipment_id}",
+    )  # fmt: skip
 
 
 def take_back(
