@@ -28,8 +28,9 @@ from logistics.shipments.states import ShipmentStatus
 from logistics.supply.models import Kit, KitStatus
 from tests.support.clock import TestClock
 from tests.support.concurrency import all_at_once
-from tests.support.courier import released_shipment, stock, unsigned_shipment
+from tests.support.courier import unsigned_shipment
 from tests.support.live_server import LiveServer
+from tests.support.shipments import released_shipment, stock
 from tests.support.world import World
 
 SECRET = "webhook-secret-for-tests"
