@@ -105,17 +105,18 @@ def _record_failure(session: Session, shipment_id: int, now: datetime, error: st
     session.commit()
 
 
+def _waits_for_booking(shipment: Shipment) -> bool:
+    # A repeated event, or one for a shipment booked some other way, has nothing to do.
+    return not shipment.tracking_number and shipment.status is ShipmentStatus.CREATED
+
+
 def book_shipment(
     session: Session, now: datetime, shipment_id: int, courier: CourierClient
 ) -> str | None:
     """Book the courier for one created shipment; its tracking number, or None when there
     was nothing to do (booked already, or another worker is booking it). Commits."""
     shipment = session.get(Shipment, shipment_id)
-    if (
-        shipment is None
-        or shipment.tracking_number
-        or shipment.status is not ShipmentStatus.CREATED
-    ):
+    if shipment is None or not _waits_for_booking(shipment):
         return None
     if shipment.kind is ShipmentKind.DELIVERY:
         try:
@@ -165,6 +166,9 @@ def book_shipment(
 @events.receiver(READY_FOR_COURIER, "logistics.book-courier")
 def book_courier(session: Session, event: events.Event, now: datetime) -> None:
     shipment_id = int(event.payload["shipment_id"])
+    shipment = session.get(Shipment, shipment_id)
+    if shipment is None or not _waits_for_booking(shipment):
+        return
     try:
         courier = CourierClient.from_config(current_app.config)
     except CourierError as exc:

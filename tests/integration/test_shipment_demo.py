@@ -7,13 +7,16 @@ nothing."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from dct_platform import events
 from dct_platform.demo import seed_and_report
 from dct_platform.extensions import db
+from dct_platform.timeutil import utcnow
 from logistics.shipments.models import ExcursionDisposition, Shipment
 from logistics.supply.models import Kit, KitStatus
 from tests.support.clients import login
@@ -45,6 +48,14 @@ def test_the_demo_has_a_shipment_in_each_state_and_a_second_seed_adds_nothing(
             )
         ) == 1  # fmt: skip
     counts = _counts(app)
+    with app.app_context():
+        # The releases' booking events find the demo's shipments booked: nothing to do, and
+        # no booking failure on the board although the demo has no courier.
+        events.deliver_due(db.session(), utcnow() + timedelta(minutes=1), "demo-test")
+        s = db.session()
+        shipments = list(s.scalars(select(Shipment)))
+        assert all(x.booking_failures == 0 and x.booking_error is None for x in shipments)
+        assert all(x.tracking_number for x in shipments if x.status.value != "requested")
 
     login(client, "supply", logins["supply"])
     board = client.get("/supply/shipments").get_data(as_text=True)
