@@ -125,7 +125,8 @@ def _day(instant: datetime, zone: str) -> str:
 def _when(instant: datetime, zone: str) -> str:
     local = instant.astimezone(timezone(zone))
     clock = format_time(local, "short", locale=current_language())
-    return f"{format_date(local, 'medium', locale=current_language())}, {clock}"
+    day = format_date(local, "medium", locale=current_language())
+    return str(_("%(day)s, %(time)s", day=day, time=clock))
 
 
 _KNOWN = frozenset(s.value for s in ShipmentStatus)
