@@ -49,10 +49,12 @@ class Range:
     def beyond_hard_limit(self, celsius: float) -> bool:
         return celsius < self.hard_min_c or celsius > self.hard_max_c
 
-    def severity(self, celsius: float) -> tuple[float, bool, float]:
-        """Orders readings from least to most serious; ties broken so that the order of
+    def severity(self, celsius: float) -> tuple[bool, float, float]:
+        """Orders readings from least to most serious: any reading beyond a hard limit is
+        worse than every one within them (a frozen fridge product at -1 °C is lost, one at
+        12 °C may not be), then the distance out of range; ties broken so that the order of
         the input never changes the answer."""
-        return (self.distance_out(celsius), self.beyond_hard_limit(celsius), celsius)
+        return (self.beyond_hard_limit(celsius), self.distance_out(celsius), celsius)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,11 @@ def test_order_and_repeats_do_not_matter_and_the_worst_repeat_wins() -> None:
     readings = [(at(0), 5.0), (at(10), 9.0), (at(20), 9.0), (at(31), 5.0)]
     shuffled = [readings[2], readings[0], readings[3], readings[1], readings[1]]
     assert find_excursion(shuffled, FRIDGE) == find_excursion(readings, FRIDGE)
-    # Two readings at one instant: the one beyond the hard limit counts.
+    # Two readings at one instant: the one beyond the hard limit counts, also when the other
+    # is further out of the range (12 °C is 4 above it, -0.5 °C only 2.5 below).
+    found = find_excursion([(at(0), 12.0), (at(0), -0.5), (at(10), 5.0)], FRIDGE)
+    assert found is not None and found.rule is Rule.HARD_LIMIT and found.worst_c == -0.5
+
     found = find_excursion([(at(0), 5.0), (at(0), 30.0), (at(10), 5.0)], FRIDGE)
     assert found is not None and found.rule is Rule.HARD_LIMIT and found.worst_c == 30.0
 
@@ -106,9 +110,9 @@ def test_properties_of_the_finding(raw: list[tuple[int, float]]) -> None:
             assert minutes_out_of_range(sorted(readings), FRIDGE) <= FRIDGE.excursion_minutes
     else:
         assert (found.rule is Rule.HARD_LIMIT) == beyond
-        assert FRIDGE.distance_out(found.worst_c) == max(
-            FRIDGE.distance_out(c) for _, c in readings
-        )
+        # The worst reading: beyond a hard limit before any within them, then the furthest
+        # out of range.
+        assert FRIDGE.severity(found.worst_c) == max(FRIDGE.severity(c) for _, c in readings)
         assert found.first_at <= found.worst_at or found.rule is Rule.HARD_LIMIT
         if found.rule is Rule.TIME_OUT_OF_RANGE:
             assert found.minutes_out_of_range > FRIDGE.excursion_minutes
