@@ -29,7 +29,7 @@ from dct_platform.extensions import db
 from dct_platform.models import Patient, Site, User
 from dct_platform.models.users import SITE_ROLES
 from dct_platform.timeutil import utcnow
-from logistics.shipments import orders
+from logistics.shipments import orders, receipt
 from logistics.shipments import schemas as s
 from logistics.shipments.models import Shipment, ShipmentKit, TrackingEvent
 from logistics.shipments.states import label
@@ -266,5 +266,42 @@ class Cancel(MethodView):
         actor, session, now = api_actor(), _session(), utcnow()
         shipment = orders.cancel(
             session, actor, now, _shipment(shipment_id, now), reason=body["reason"]
+        )
+        return _detail(session, actor, shipment, now)
+
+
+@blp.route("/<int:shipment_id>/receipt")
+class Receipt(MethodView):
+    @blp.arguments(s.ReceiptSchema)
+    @blp.response(200, s.ShipmentDetailSchema)
+    @blp.alt_response(403, description="Only the shipment's patient confirms its receipt")
+    @blp.alt_response(404, description=NOT_FOUND)
+    @blp.alt_response(
+        409,
+        description="Not delivered yet, confirmed already, or a kit is in quarantine after a "
+        "temperature excursion (do not use the kits)",
+    )
+    def post(self, body: dict[str, Any], shipment_id: int) -> dict[str, Any]:
+        """The patient confirms what arrived, kit by kit: a kit counts as dispensed only
+        now. A damaged or missing kit is for the site to follow up."""
+        actor, session, now = api_actor(), _session(), utcnow()
+        shipment = _shipment(shipment_id, now)
+        said = {k["kit_id"]: k["condition"] for k in body["kits"]}
+        receipt.confirm_receipt(session, actor, now, shipment, kits=said or None, note=body["note"])
+        return _detail(session, actor, shipment, now)
+
+
+@blp.route("/<int:shipment_id>/problem")
+class Problem(MethodView):
+    @blp.arguments(s.ProblemSchema)
+    @blp.response(200, s.ShipmentDetailSchema)
+    @blp.alt_response(403, description="Only the shipment's patient reports on it here")
+    @blp.alt_response(404, description=NOT_FOUND)
+    def post(self, body: dict[str, Any], shipment_id: int) -> dict[str, Any]:
+        """The patient reports damage or another problem; the site and the supply manager
+        see it with the shipment."""
+        actor, session, now = api_actor(), _session(), utcnow()
+        shipment = receipt.report_problem(
+            session, actor, now, _shipment(shipment_id, now), text=body["text"]
         )
         return _detail(session, actor, shipment, now)

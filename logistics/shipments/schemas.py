@@ -8,11 +8,15 @@ UTC with their offset; dates (the next resupply) are the patient's calendar days
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from dct_platform.api.schemas import REASON_DOC, Id, UtcDateTime, doc
-from logistics.shipments.models import OrderReason, ShipmentKind
+from logistics.shipments.models import KitCondition, OrderReason, ShipmentKind
 from logistics.shipments.orders import MAX_KITS, MAX_NOTE
+from logistics.shipments.receipt import MAX_NOTE as MAX_RECEIPT_NOTE
+from logistics.shipments.receipt import MAX_PROBLEM
 from logistics.shipments.states import ShipmentStatus
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -68,6 +72,38 @@ class CancelSchema(Schema):
         validate=validate.Length(min=1, max=MAX_NOTE),
         metadata=doc(REASON_DOC, "The patient is switched to the site pharmacy"),
     )
+
+
+class KitReceiptSchema(Schema):
+    kit_id = Id(required=True, metadata=doc("A kit of the delivery"))
+    condition = fields.Enum(
+        KitCondition, by_value=True, required=True,
+        metadata=doc("received (it is fine), damaged, or missing (not in the box)"),
+    )  # fmt: skip
+
+
+class ReceiptSchema(Schema):
+    """The patient's word on a delivered delivery. Kits not named arrived intact."""
+
+    kits = fields.List(
+        fields.Nested(KitReceiptSchema), load_default=list, validate=validate.Length(max=MAX_KITS)
+    )
+    note = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=MAX_RECEIPT_NOTE)
+    )
+
+    @validates_schema
+    def _each_kit_once(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        ids = [k["kit_id"] for k in data.get("kits", [])]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("Name each kit once.", field_name="kits")
+
+
+class ProblemSchema(Schema):
+    text = fields.String(
+        required=True, validate=validate.Length(min=1, max=MAX_PROBLEM),
+        metadata=doc("What is wrong, in the patient's words", "The cool pack was warm."),
+    )  # fmt: skip
 
 
 # --- outputs ---------------------------------------------------------------------------------

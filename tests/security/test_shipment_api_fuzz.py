@@ -1,9 +1,10 @@
 """Schemathesis on the shipments API with orders behind it: one waiting for release, one
 released (kits reserved), one cancelled, as the supply manager, Berlin's investigator
-(who may release, so generated passwords reach the signature), Berlin's coordinator and
-Tokyo's, so that generated requests reach the rules past their lookups (the general fuzz
-run's world has no shipment at all). No answer may be a 500 or undocumented, and no
-supply manager's answer may carry a patient's name or street."""
+(who may release, so generated passwords reach the signature), Berlin's and Tokyo's
+coordinators, and Anna, whose receipt and problem reports are hers, so that generated
+requests reach the rules past their lookups (the general fuzz run's world has no shipment
+at all). No answer may be a 500 or undocumented, and no supply manager's answer may carry
+a patient's name or street."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from tests.support.shipments import released_shipment, requested_shipment, stock
 from tests.support.supply import user_named
 from tests.support.world import PASSWORD, World
 
-CALLERS = ["supply", "pi_berlin", "coord_berlin", "coord_tokyo"]
+CALLERS = ["supply", "pi_berlin", "coord_berlin", "coord_tokyo", "anna"]
 # Wrong passwords would lock the investigator out of the rest of the run: the signature
 # counts them on the sign-in throttle, as it must.
 SKIPPED = [("DELETE", "/api/v1/auth/token"), ("POST", "/api/v1/auth/token")]
