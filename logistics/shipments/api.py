@@ -24,14 +24,19 @@ from sqlalchemy.orm import Session, joinedload
 from dct_platform import policy
 from dct_platform.auth import api_actor
 from dct_platform.db_session import keep_despite_error
-from dct_platform.errors import Unauthorized
+from dct_platform.errors import NotFound, Unauthorized
 from dct_platform.extensions import db
 from dct_platform.models import Patient, Site, User
 from dct_platform.models.users import SITE_ROLES
 from dct_platform.timeutil import utcnow
-from logistics.shipments import orders, receipt
+from logistics.shipments import excursions, orders, receipt
 from logistics.shipments import schemas as s
-from logistics.shipments.models import Shipment, ShipmentKit, TrackingEvent
+from logistics.shipments.models import (
+    ExcursionDisposition,
+    Shipment,
+    ShipmentKit,
+    TrackingEvent,
+)
 from logistics.shipments.states import label
 from logistics.supply.models import Kit, Product
 from logistics.supply.policy import kit_view
@@ -305,3 +310,38 @@ class Problem(MethodView):
             session, actor, now, _shipment(shipment_id, now), text=body["text"]
         )
         return _detail(session, actor, shipment, now)
+
+
+@blp.route("/<int:shipment_id>/disposition")
+class Disposition(MethodView):
+    @blp.response(200, s.DispositionSchema)
+    @blp.alt_response(404, description="No such shipment for the caller, or no excursion")
+    def get(self, shipment_id: int) -> ExcursionDisposition:
+        """The shipment's temperature excursion: the open one, else the last decided."""
+        return _disposition(_shipment(shipment_id, utcnow()))
+
+    @blp.arguments(s.DecisionSchema)
+    @blp.response(200, s.DispositionSchema)
+    @blp.alt_response(403, description="Only a supply manager of the trial decides")
+    @blp.alt_response(404, description="No such shipment for the caller, or no excursion")
+    @blp.alt_response(409, description="Decided already")
+    def post(self, body: dict[str, Any], shipment_id: int) -> ExcursionDisposition:
+        """Release the quarantined kits with a reason, or reject them: a replacement is
+        ordered for the investigator's release."""
+        actor, session, now = api_actor(), _session(), utcnow()
+        disposition = _disposition(_shipment(shipment_id, now))
+        return excursions.decide(
+            session, actor, now, disposition, decision=body["decision"], reason=body["reason"]
+        )
+
+
+def _disposition(shipment: Shipment) -> ExcursionDisposition:
+    found = _session().scalar(
+        select(ExcursionDisposition)
+        .where(ExcursionDisposition.shipment_id == shipment.id)
+        .order_by(ExcursionDisposition.decided_at.is_(None).desc(), ExcursionDisposition.id.desc())
+        .limit(1)
+    )
+    if found is None:
+        raise NotFound(f"Shipment #{shipment.id} has had no temperature excursion.")
+    return found

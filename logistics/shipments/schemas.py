@@ -13,7 +13,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from dct_platform.api.schemas import REASON_DOC, Id, UtcDateTime, doc
-from logistics.shipments.models import KitCondition, OrderReason, ShipmentKind
+from logistics.shipments.excursions import MAX_REASON
+from logistics.shipments.models import Decision, KitCondition, OrderReason, ShipmentKind
 from logistics.shipments.orders import MAX_KITS, MAX_NOTE
 from logistics.shipments.receipt import MAX_NOTE as MAX_RECEIPT_NOTE
 from logistics.shipments.receipt import MAX_PROBLEM
@@ -106,6 +107,17 @@ class ProblemSchema(Schema):
     )  # fmt: skip
 
 
+class DecisionSchema(Schema):
+    decision = fields.Enum(
+        Decision, by_value=True, required=True,
+        metadata=doc("release (the kits may be used) or reject (a replacement is ordered)"),
+    )  # fmt: skip
+    reason = fields.String(
+        required=True, validate=validate.Length(min=1, max=MAX_REASON),
+        metadata=doc(REASON_DOC, "Stability data allow 4 hours at up to 15 °C"),
+    )  # fmt: skip
+
+
 # --- outputs ---------------------------------------------------------------------------------
 
 
@@ -187,3 +199,20 @@ class ShipmentDetailSchema(ShipmentSchema):
     kits = fields.List(fields.Nested(ShipmentKitSchema))
     tracking = fields.List(fields.Nested(TrackingEventSchema), metadata=doc("Oldest first"))
     release_signature = fields.Nested(SignatureSchema, allow_none=True)
+
+
+class DispositionSchema(Schema):
+    """A temperature excursion of a shipment and the supply manager's decision on it."""
+
+    id = fields.Integer()
+    shipment_id = fields.Integer()
+    opened_at = UtcDateTime()
+    finding = fields.String(metadata=doc("The rule broken, in words"))
+    worst_c = fields.Float(metadata=doc("The worst reading, °C"))
+    minutes_out_of_range = fields.Integer()
+    decision = fields.Enum(Decision, by_value=True, allow_none=True)
+    decided_at = UtcDateTime(allow_none=True)
+    decision_reason = fields.String(allow_none=True)
+    replacement_id = fields.Integer(
+        allow_none=True, metadata=doc("The replacement shipment a rejection ordered")
+    )
