@@ -71,7 +71,8 @@ def _today_of(patient: Patient, now: datetime) -> date:
     return to_local(now, patient.timezone).date()
 
 
-def _track(session: Session, shipment: Shipment, now: datetime, detail: str) -> None:
+def track(session: Session, shipment: Shipment, now: datetime, detail: str) -> None:
+    """The platform's own move of `shipment` (to its current status) on its timeline."""
     session.add(
         TrackingEvent(
             shipment_id=shipment.id, status=shipment.status.value, occurred_at=now,
@@ -292,7 +293,7 @@ def request_shipment(
     with audit.acting(session, actor, now, what=what, system=None if actor else system):
         session.add(shipment)
         session.flush()
-    _track(session, shipment, now, f"Requested ({reason.value})")
+    track(session, shipment, now, f"Requested ({reason.value})")
     record_activity(session, shipment, now)
     return shipment
 
@@ -362,7 +363,7 @@ def release(
         shipment.status_changed_at = now
         shipment.updated_at = now
         session.flush()
-    _track(session, shipment, now, f"Released by {actor.display_name}")
+    track(session, shipment, now, f"Released by {actor.display_name}")
     record_activity(session, shipment, now)
     events.emit(session, READY_FOR_COURIER, now, {"shipment_id": shipment.id})
     return shipment
@@ -389,7 +390,7 @@ def cancel(
         shipment.status_changed_at = now
         shipment.updated_at = now
         session.flush()
-    _track(session, shipment, now, "Cancelled before release")
+    track(session, shipment, now, "Cancelled before release")
     record_activity(session, shipment, now)
     return shipment
 

@@ -26,16 +26,15 @@ from dct_platform.errors import Conflict, Forbidden, ValidationFailed
 from dct_platform.locking import lock_for_update
 from dct_platform.models import Patient, User
 from dct_platform.roles import Role
+from dct_platform.services.ownership import responsibility_at
 from logistics.shipments import orders
 from logistics.shipments.events import READY_FOR_COURIER
 from logistics.shipments.models import (
     KitCondition,
-    MessageOutcome,
     OrderReason,
     Shipment,
     ShipmentKind,
     ShipmentKit,
-    TrackingEvent,
 )
 from logistics.shipments.policy import RECONCILE, REQUEST
 from logistics.shipments.states import ShipmentStatus
@@ -106,10 +105,12 @@ def request_return(
             _l("A return is already under way for %(kits)s.", kits=", ".join(sorted(under_way)))
         )
     first = kits[0]
+    # Responsible now, as for a delivery (`orders.request_shipment`).
+    responsible = responsibility_at(session, patient.id, now)
     shipment = Shipment(
         kind=ShipmentKind.RETURN, reason=OrderReason.RETURN, trial_id=patient.trial_id,
-        patient_id=patient.id, site_id=patient.site_id,
-        investigator_id=patient.site.principal_investigator_id, product_id=first.product_id,
+        patient_id=patient.id, site_id=responsible.site_id,
+        investigator_id=responsible.investigator_id, product_id=first.product_id,
         depot_id=first.depot_id, kit_count=len(kits), next_resupply_date=now.date(),
         status=ShipmentStatus.CREATED, requested_by_id=actor.id, requested_at=now,
         request_note=note, status_changed_at=now, created_at=now, updated_at=now,
@@ -125,14 +126,8 @@ def request_return(
         session.flush()
         for kit in kits:
             session.add(ShipmentKit(shipment_id=shipment.id, kit_id=kit.id))
-    session.add(
-        TrackingEvent(
-            shipment_id=shipment.id, status=ShipmentStatus.CREATED.value, occurred_at=now,
-            recorded_at=now, source="platform", outcome=MessageOutcome.APPLIED,
-            detail="Return requested",
-        )
-    )  # fmt: skip
-    session.refresh(shipment, ["patient", "product"])
+    shipment.patient, shipment.product = patient, first.product
+    orders.track(session, shipment, now, "Return requested")
     orders.record_activity(session, shipment, now)
     events.emit(session, READY_FOR_COURIER, now, {"shipment_id": shipment.id})
     return shipment
